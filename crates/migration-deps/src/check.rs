@@ -1,0 +1,447 @@
+//! Walking a profile in order: every object a migration needs must have been created by an
+//! earlier migration of the same profile.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use crate::analyze::{Analysis, analyze};
+use crate::extensions;
+use crate::facts::{Action, Event, Object, RelKind};
+use crate::set::{Migration, MigrationSet, NO_TX_DIRECTIVE};
+
+/// A migration with what the analysis learned about it.
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    pub migration: Migration,
+    pub analysis: Analysis,
+}
+
+/// A migration the analysis could not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: cannot parse: {message}")]
+pub struct AnalyzeError {
+    pub file: String,
+    pub line: u32,
+    pub message: String,
+}
+
+/// Analyses every migration of a set.
+pub fn analyze_set(set: &MigrationSet) -> Result<Vec<Analyzed>, AnalyzeError> {
+    set.migrations.iter().map(analyze_migration).collect()
+}
+
+/// Analyses one migration.
+pub fn analyze_migration(m: &Migration) -> Result<Analyzed, AnalyzeError> {
+    let analysis = analyze(&m.sql).map_err(|e| AnalyzeError {
+        file: m.file_name.clone(),
+        line: e.line,
+        message: e.message,
+    })?;
+    Ok(Analyzed {
+        migration: m.clone(),
+        analysis,
+    })
+}
+
+/// How a profile member relates to the canonical migration of the same version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The canonical file itself.
+    Included,
+    /// A profile-specific variant of the canonical version.
+    Replaced,
+}
+
+/// One migration of a profile, in version order.
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub analyzed: &'a Analyzed,
+    pub membership: Membership,
+}
+
+/// A broken dependency or another problem found without a database.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub file: String,
+    pub line: u32,
+    pub message: String,
+    /// For broken dependencies: the object and the canonical migration that creates it.
+    pub dependency: Option<(Object, String)>,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// The object a reference really depends on: a use of something an extension provides
+/// (the `vector` type, the `hnsw` method, …) depends on the extension.
+fn dependency_key(obj: &Object) -> Object {
+    match extensions::provider_of(obj) {
+        Some(ext) => Object::Extension(ext.to_owned()),
+        None => obj.clone(),
+    }
+}
+
+/// The canonical history: for every object, which migration created (or dropped) it, in order.
+#[derive(Debug, Default)]
+pub struct History {
+    /// object → (version, index of creating migration or None when dropped)
+    entries: HashMap<Object, Vec<(i64, Option<usize>)>>,
+    rel_kinds: HashMap<String, RelKind>,
+}
+
+impl History {
+    /// Walks the canonical set in order.
+    pub fn of(canonical: &[Analyzed]) -> Self {
+        let mut h = History::default();
+        let mut state = State::default();
+        for (idx, a) in canonical.iter().enumerate() {
+            let version = a.migration.version;
+            for e in &a.analysis.facts.events {
+                for (obj, created) in state.apply(e, idx) {
+                    h.entries.entry(obj).or_default().push((version, created));
+                }
+                if let (Action::Create, Object::Relation(name), Some(kind)) =
+                    (&e.action, &e.object, e.rel_kind)
+                {
+                    h.rel_kinds.entry(name.clone()).or_insert(kind);
+                }
+            }
+        }
+        h
+    }
+
+    /// The canonical migration that provides `obj` to a migration of version `before`.
+    fn provider(&self, obj: &Object, before: i64) -> Option<usize> {
+        self.entries
+            .get(obj)?
+            .iter()
+            .rev()
+            .find(|(v, _)| *v < before)
+            .and_then(|(_, created)| *created)
+    }
+
+    /// The first canonical migration that creates `obj` at all (for objects created later).
+    fn any_provider(&self, obj: &Object) -> Option<usize> {
+        self.entries.get(obj)?.iter().find_map(|(_, c)| *c)
+    }
+
+    /// `table x`, `index y`, `column t.c`, …
+    pub fn describe(&self, obj: &Object) -> String {
+        match obj {
+            Object::Relation(name) => {
+                let kind = match self.rel_kinds.get(name) {
+                    Some(RelKind::View) => "view",
+                    Some(RelKind::Index) => "index",
+                    Some(RelKind::Sequence) => "sequence",
+                    _ => "table",
+                };
+                format!("{kind} {name}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Which objects exist, and which migration created each.
+#[derive(Debug, Default)]
+struct State {
+    present: HashMap<Object, usize>,
+}
+
+impl State {
+    /// Applies one event; returns the objects whose existence changed.
+    fn apply(&mut self, e: &Event, idx: usize) -> Vec<(Object, Option<usize>)> {
+        let key = dependency_key(&e.object);
+        match &e.action {
+            Action::Reference => Vec::new(),
+            Action::Create => {
+                self.present.insert(key.clone(), idx);
+                vec![(key, Some(idx))]
+            }
+            Action::Drop => {
+                self.present.remove(&key);
+                let mut changed = vec![(key.clone(), None)];
+                if let Object::Relation(name) = &key {
+                    let owned: Vec<Object> = self
+                        .present
+                        .keys()
+                        .filter(|o| o.owner() == Some(name.as_str()))
+                        .cloned()
+                        .collect();
+                    for o in owned {
+                        self.present.remove(&o);
+                        changed.push((o, None));
+                    }
+                }
+                changed
+            }
+            Action::CopyColumns { from } => {
+                let Object::Relation(to) = &key else {
+                    return Vec::new();
+                };
+                let copied: Vec<Object> = self
+                    .present
+                    .keys()
+                    .filter(|o| matches!(o, Object::Column { table, .. } if table == from))
+                    .map(|o| o.with_owner(to))
+                    .collect();
+                copied
+                    .into_iter()
+                    .map(|o| {
+                        self.present.insert(o.clone(), idx);
+                        (o, Some(idx))
+                    })
+                    .collect()
+            }
+            Action::RenameRelation { to } => {
+                let Object::Relation(from) = &key else {
+                    return Vec::new();
+                };
+                let mut changed = Vec::new();
+                self.present.remove(&key);
+                changed.push((key.clone(), None));
+                self.present.insert(Object::Relation(to.clone()), idx);
+                changed.push((Object::Relation(to.clone()), Some(idx)));
+                let owned: Vec<(Object, usize)> = self
+                    .present
+                    .iter()
+                    .filter(|(o, _)| o.owner() == Some(from.as_str()))
+                    .map(|(o, i)| (o.clone(), *i))
+                    .collect();
+                for (o, i) in owned {
+                    self.present.remove(&o);
+                    changed.push((o.clone(), None));
+                    let moved = o.with_owner(to);
+                    self.present.insert(moved.clone(), i);
+                    changed.push((moved, Some(i)));
+                }
+                changed
+            }
+        }
+    }
+}
+
+/// Checks a profile: every unconditional reference must be satisfied by an earlier member.
+///
+/// `canonical` is the full set in version order; `members` the profile in version order. A
+/// missing object is reported only when some canonical migration creates it (anything else is
+/// built in or comes from outside the migrations), naming that migration.
+pub fn check_profile(
+    canonical: &[Analyzed],
+    members: &[Member<'_>],
+    forbidden: &[String],
+) -> Vec<Finding> {
+    let history = History::of(canonical);
+    let by_version: BTreeMap<i64, &Member<'_>> = members
+        .iter()
+        .map(|m| (m.analyzed.migration.version, m))
+        .collect();
+    let mut state = State::default();
+    let mut findings = Vec::new();
+
+    for (idx, member) in members.iter().enumerate() {
+        let m = &member.analyzed.migration;
+        let mut reported: HashSet<Object> = HashSet::new();
+        let mut missing_relations: HashSet<String> = HashSet::new();
+        for e in &member.analyzed.analysis.facts.events {
+            if e.action == Action::Reference && !e.conditional {
+                let key = dependency_key(&e.object);
+                if !state.present.contains_key(&key) {
+                    let owner_missing = e
+                        .object
+                        .owner()
+                        .is_some_and(|o| missing_relations.contains(o));
+                    let provider = history.provider(&key, m.version).or_else(|| {
+                        // Created later in the canonical order: an ordering problem of its own.
+                        history
+                            .any_provider(&key)
+                            .filter(|&p| canonical[p].migration.version > m.version)
+                    });
+                    if let Some(p) = provider
+                        && !owner_missing
+                        && reported.insert(key.clone())
+                    {
+                        if let Object::Relation(name) = &key {
+                            missing_relations.insert(name.clone());
+                        }
+                        findings.push(missing(&history, canonical, &by_version, m, e, &key, p));
+                    }
+                }
+            }
+            state.apply(e, idx);
+        }
+        for u in &member.analyzed.analysis.facts.extension_uses {
+            if forbidden.contains(&u.extension) {
+                findings.push(Finding {
+                    file: m.file_name.clone(),
+                    line: u.line,
+                    message: format!(
+                        "{} needs extension {}, which this profile forbids",
+                        u.what, u.extension
+                    ),
+                    dependency: None,
+                });
+            }
+        }
+    }
+    findings
+}
+
+fn missing(
+    history: &History,
+    canonical: &[Analyzed],
+    by_version: &BTreeMap<i64, &Member<'_>>,
+    m: &Migration,
+    e: &Event,
+    key: &Object,
+    provider: usize,
+) -> Finding {
+    let p = &canonical[provider].migration;
+    let what = if &e.object == key {
+        history.describe(&e.object)
+    } else {
+        format!(
+            "{} (from {})",
+            history.describe(&e.object),
+            history.describe(key)
+        )
+    };
+    let whose = match by_version.get(&p.version) {
+        _ if p.version > m.version => format!("is created only later, by {}", p.file_name),
+        None => format!("is created by excluded {}", p.file_name),
+        Some(member) if member.membership == Membership::Replaced => format!(
+            "is created by {}, but this profile's replacement {} does not create it",
+            p.file_name, member.analyzed.migration.file_name
+        ),
+        Some(_) => format!(
+            "is created by {}, but an earlier migration of this profile drops or renames it",
+            p.file_name
+        ),
+    };
+    let context = match &e.in_function {
+        Some(f) => format!(" (used in the body of function {f})"),
+        None => String::new(),
+    };
+    Finding {
+        file: m.file_name.clone(),
+        line: e.line,
+        message: format!("{what} {whose}{context}"),
+        dependency: Some((key.clone(), p.file_name.clone())),
+    }
+}
+
+/// Problems with the transaction sqlx runs a migration in (or does not).
+pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
+    let m = &a.migration;
+    let mut out = Vec::new();
+    let finding = |line: u32, message: String| Finding {
+        file: m.file_name.clone(),
+        line,
+        message,
+        dependency: None,
+    };
+    let stripped = m.sql.trim_start_matches('\u{feff}');
+    if m.sql.starts_with('\u{feff}') && !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
+        out.push(finding(
+            1,
+            "starts with a byte-order mark, which PostgreSQL rejects as a syntax error; save the file as UTF-8 without BOM"
+                .to_owned(),
+        ));
+    }
+    // The directive only counts at the very first byte.
+    if !m.no_transaction {
+        let stripped = m.sql.trim_start_matches('\u{feff}');
+        let lead = stripped.len() - stripped.trim_start().len();
+        if stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
+            let what = if m.sql.starts_with('\u{feff}') {
+                "a byte-order mark"
+            } else {
+                "blank space"
+            };
+            let line = m.line_of(m.sql.len() - stripped.len() + lead);
+            out.push(finding(
+                line,
+                format!(
+                    "`{NO_TX_DIRECTIVE}` is preceded by {what}, so sqlx ignores it and runs this migration in a transaction; \
+                     move the directive to the first byte of the file"
+                ),
+            ));
+        }
+    }
+    if m.no_transaction {
+        if a.analysis.statement_count > 1 {
+            for s in &a.analysis.tx_only {
+                out.push(finding(
+                    s.line,
+                    format!(
+                        "{} must be the only statement of a `{NO_TX_DIRECTIVE}` migration: PostgreSQL runs the \
+                         {} statements of one migration as a single implicit transaction; split it into its own file",
+                        s.what, a.analysis.statement_count
+                    ),
+                ));
+            }
+        }
+    } else {
+        for s in &a.analysis.tx_only {
+            out.push(finding(
+                s.line,
+                format!(
+                    "{} cannot run inside the transaction sqlx wraps this migration in; put it in a migration of \
+                     its own that starts with `{NO_TX_DIRECTIVE}`",
+                    s.what
+                ),
+            ));
+        }
+    }
+    for s in &a.analysis.tx_control {
+        out.push(finding(
+            s.line,
+            format!(
+                "{} inside a migration breaks the transaction sqlx manages (each migration is committed by sqlx \
+                 together with its `_sqlx_migrations` row); remove it",
+                s.what
+            ),
+        ));
+    }
+    out
+}
+
+/// A dependency between two canonical migrations: `to` uses `objects` that `from` creates.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    pub objects: Vec<Object>,
+}
+
+/// Every dependency between the migrations of a set (walked in order, nothing excluded).
+pub fn dependency_edges(canonical: &[Analyzed]) -> Vec<Edge> {
+    let history = History::of(canonical);
+    let mut edges: BTreeMap<(usize, usize), Vec<Object>> = BTreeMap::new();
+    for (idx, a) in canonical.iter().enumerate() {
+        let mut own: HashSet<Object> = HashSet::new();
+        for e in &a.analysis.facts.events {
+            let key = dependency_key(&e.object);
+            if e.action != Action::Reference {
+                own.insert(key);
+                continue;
+            }
+            if let Some(p) = history.provider(&key, a.migration.version)
+                && p != idx
+                && !own.contains(&key)
+            {
+                let objs = edges.entry((p, idx)).or_default();
+                if !objs.contains(&key) {
+                    objs.push(key);
+                }
+            }
+        }
+    }
+    edges
+        .into_iter()
+        .map(|((from, to), objects)| Edge { from, to, objects })
+        .collect()
+}

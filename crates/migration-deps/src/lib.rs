@@ -1,0 +1,24 @@
+//! Static dependency analysis of sqlx-style PostgreSQL migrations.
+//!
+//! [`MigrationSet::read`] reads a folder the way `sqlx migrate` does; [`analyze_set`] parses each
+//! file with libpg_query (PostgreSQL's own grammar, PL/pgSQL included) into [`Facts`]: the
+//! objects it creates, alters, renames, drops and references. [`check_profile`] walks a subset
+//! (a *profile*) in order and reports every reference to an object that no earlier member
+//! created, naming the canonical migration that does; [`transaction_findings`] reports what
+//! cannot run in the transaction sqlx wraps each migration in.
+
+mod analyze;
+mod check;
+pub mod extensions;
+mod facts;
+mod set;
+
+pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
+pub use check::{
+    AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, analyze_migration,
+    analyze_set, check_profile, dependency_edges, transaction_findings,
+};
+pub use facts::{Action, Event, ExtensionUse, Facts, Object, RelKind};
+pub use set::{
+    Migration, MigrationSet, NO_TX_DIRECTIVE, SetError, line_of, parse_file_name, read_file,
+};

@@ -1,0 +1,282 @@
+//! Proving each profile on a real PostgreSQL with the pinned sqlx-cli.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use migration_deps::extensions;
+use pg_embedded::Cluster;
+use sqlx::{Connection, PgConnection};
+use xshell::{Shell, cmd};
+
+use crate::profiles::Profile;
+use crate::workspace::Workspace;
+
+/// The sqlx-cli version the project is pinned to (the same as the sqlx crate).
+pub const SQLX_CLI_VERSION: &str = "0.9.0";
+
+/// Makes sure `sqlx` (sqlx-cli) of the pinned version is on PATH, installing it if needed.
+pub fn ensure_sqlx_cli(sh: &Shell) -> Result<()> {
+    let current = cmd!(sh, "sqlx --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if current.split_whitespace().any(|w| w == SQLX_CLI_VERSION) {
+        return Ok(());
+    }
+    let found = if current.is_empty() {
+        "not installed".to_owned()
+    } else {
+        current
+    };
+    eprintln!(
+        "note: sqlx-cli {SQLX_CLI_VERSION} is needed ({found}); installing it with cargo (a few minutes, once)"
+    );
+    cmd!(
+        sh,
+        "cargo install sqlx-cli --version ={SQLX_CLI_VERSION} --locked --no-default-features --features postgres,rustls"
+    )
+    .run()
+    .context("cannot install sqlx-cli; install it by hand: cargo install sqlx-cli --version =0.9.0 --locked --no-default-features --features postgres,rustls")?;
+    Ok(())
+}
+
+/// Where the profiles are proven.
+enum Server {
+    Embedded(Cluster),
+    Url(String),
+}
+
+/// Runs `sqlx migrate run` for every profile on a fresh database: derived profiles first, then
+/// the canonical one; then checks each result.
+pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool) -> Result<()> {
+    ensure_sqlx_cli(sh)?;
+    let started = Instant::now();
+    let server = match url {
+        Some(u) => Server::Url(u.to_owned()),
+        None => {
+            let c = Cluster::start()
+                .context("cannot start the embedded PostgreSQL (or pass --database-url)")?;
+            if !quiet {
+                println!(
+                    "embedded PostgreSQL ({}) on 127.0.0.1:{} started in {:.2} s",
+                    c.binaries().version(),
+                    c.port(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Server::Embedded(c)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut order: Vec<&Profile> = ws.profiles.derived().collect();
+    order.push(ws.profiles.canonical());
+    let mut summaries = Vec::new();
+    for profile in order {
+        let expected = match ws.derived.iter().find(|d| d.profile.name == profile.name) {
+            Some(d) => d.members.len(),
+            None => ws.canonical.len(),
+        };
+        summaries.push(rt.block_on(prove_one(ws, &server, profile, expected, quiet))?);
+    }
+    for s in &summaries {
+        println!("{s}");
+    }
+    Ok(())
+}
+
+async fn prove_one(
+    ws: &Workspace,
+    server: &Server,
+    profile: &Profile,
+    expected: usize,
+    quiet: bool,
+) -> Result<String> {
+    let db = format!(
+        "sync_{}_{}",
+        profile
+            .name
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        std::process::id()
+    );
+    let url = match server {
+        Server::Embedded(c) => c.create_database(&db)?,
+        Server::Url(u) => {
+            let mut conn = PgConnection::connect(u)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(u)))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            with_database(u, &db)?
+        }
+    };
+    let result = async {
+        let mut conn = PgConnection::connect(&url).await?;
+        for ext in &profile.requires_extensions {
+            let available: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_available_extensions WHERE name = $1")
+                    .bind(ext)
+                    .fetch_one(&mut conn)
+                    .await?;
+            if available == 0 {
+                bail!(
+                    "profile {} needs the PostgreSQL extension `{ext}`, which this server does not have.\n  \
+                     Either install it for the local server (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
+                     or pass --database-url pointing at a server that has it (e.g. a `pgvector/pgvector:pg16` container)",
+                    profile.name
+                );
+            }
+        }
+        if !quiet {
+            println!("==> profile {}: sqlx migrate run --source {}", profile.name, profile.dir.display());
+        }
+        let start = Instant::now();
+        let source = ws.root.join(&profile.dir);
+        let mut child = Command::new("sqlx")
+            .args(["migrate", "run", "--source"])
+            .arg(&source)
+            .arg("--database-url")
+            .arg(&url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run sqlx")?;
+        let stdout = child.stdout.take().expect("piped");
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if !quiet {
+                println!("    {line}");
+            }
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "profile {}: `sqlx migrate run --source {}` failed:\n{}",
+                profile.name,
+                profile.dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let elapsed = start.elapsed();
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut conn)
+            .await?;
+        if applied as usize != expected {
+            bail!("profile {}: {applied} migrations recorded, expected {expected}", profile.name);
+        }
+        let mut notes = Vec::new();
+        for ext in &profile.forbidden_extensions {
+            let present: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = $1")
+                .bind(ext)
+                .fetch_one(&mut conn)
+                .await?;
+            if present > 0 {
+                bail!("profile {}: extension `{ext}` is installed, but the profile forbids it", profile.name);
+            }
+            let types: Vec<String> = extensions::known(ext)
+                .map(|k| k.types.iter().map(|t| (*t).to_owned()).collect())
+                .unwrap_or_default();
+            let columns: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns \
+                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND udt_name = ANY($1) ORDER BY 1",
+            )
+            .bind(&types)
+            .fetch_all(&mut conn)
+            .await?;
+            if !columns.is_empty() {
+                bail!(
+                    "profile {}: columns of `{ext}` types exist: {}",
+                    profile.name,
+                    columns.join(", ")
+                );
+            }
+            notes.push(format!("no {ext} extension, no {ext}-typed column"));
+        }
+        for ext in &profile.requires_extensions {
+            let present: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = $1")
+                .bind(ext)
+                .fetch_one(&mut conn)
+                .await?;
+            if present == 0 {
+                bail!("profile {}: extension `{ext}` was not created by the migrations", profile.name);
+            }
+            notes.push(format!("extension {ext} installed"));
+        }
+        conn.close().await?;
+        Ok(format!(
+            "profile {}: {applied} migrations applied in {:.2} s on a fresh database{}{}",
+            profile.name,
+            elapsed.as_secs_f64(),
+            if notes.is_empty() { "" } else { "; " },
+            notes.join("; ")
+        ))
+    }
+    .await;
+    if let Server::Url(u) = server
+        && let Ok(mut conn) = PgConnection::connect(u).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    result
+}
+
+/// The same URL with another database name.
+fn with_database(url: &str, db: &str) -> Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").context("database URL without `://`")? + 3;
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Ok(out)
+}
+
+/// A URL with its password hidden.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_database_in_url() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/app?sslmode=disable", "x").unwrap(),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h", "x").unwrap(),
+            "postgres://h/x"
+        );
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,170 @@
+//! The migrations of every profile, read and analysed once for the commands that need them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use migration_deps::{
+    Analyzed, Finding, Member, Membership, MigrationSet, analyze_migration, check_profile,
+};
+
+use crate::profiles::{Profile, Profiles, Resolved, resolve};
+
+/// A derived profile with its resolved and analysed members.
+#[derive(Debug)]
+pub struct Derived {
+    pub profile: Profile,
+    pub members: Vec<Resolved>,
+    pub analyzed: Vec<Analyzed>,
+}
+
+/// Everything `sync-migrations` and `migrations graph` work from.
+#[derive(Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub profiles: Profiles,
+    pub canonical: Vec<Analyzed>,
+    pub derived: Vec<Derived>,
+}
+
+impl Workspace {
+    /// Reads the profile file, the canonical migrations and the replacements, and parses them all.
+    pub fn load(root: &Path) -> Result<Self> {
+        let profiles = Profiles::load(root)?;
+        let canonical_profile = profiles.canonical().clone();
+        let canonical_set = MigrationSet::read(&root.join(&canonical_profile.dir))
+            .map_err(|e| anyhow!("{}", relative(root, &e.to_string())))?;
+        let canonical = canonical_set
+            .migrations
+            .iter()
+            .map(|m| {
+                analyze_migration(m).map_err(|e| anyhow!("{}/{e}", canonical_profile.dir.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut derived = Vec::new();
+        for profile in profiles.derived() {
+            let members = resolve(root, profile, &canonical_set, &canonical_profile.dir)?;
+            let analyzed = members
+                .iter()
+                .map(|r| {
+                    if r.replaced {
+                        analyze_migration(&r.migration).map_err(|e| {
+                            anyhow!(
+                                "{}/{e}",
+                                r.source.parent().unwrap_or(Path::new("")).display()
+                            )
+                        })
+                    } else {
+                        let i = canonical
+                            .iter()
+                            .position(|a| a.migration.version == r.migration.version)
+                            .expect("resolved from the canonical set");
+                        Ok(canonical[i].clone())
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            derived.push(Derived {
+                profile: profile.clone(),
+                members,
+                analyzed,
+            });
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            profiles,
+            canonical,
+            derived,
+        })
+    }
+
+    /// Every dependency and transaction problem, of every profile, each reported once.
+    pub fn findings(&self) -> Vec<(String, Finding)> {
+        let mut out: Vec<(String, Finding)> = Vec::new();
+        let canonical = self.profiles.canonical();
+        let members: Vec<Member<'_>> = self
+            .canonical
+            .iter()
+            .map(|a| Member {
+                analyzed: a,
+                membership: Membership::Included,
+            })
+            .collect();
+        let dir = canonical.dir.display().to_string();
+        for a in &self.canonical {
+            out.extend(
+                migration_deps::transaction_findings(a)
+                    .into_iter()
+                    .map(|f| (canonical.name.clone(), prefixed(&dir, f))),
+            );
+        }
+        out.extend(
+            check_profile(&self.canonical, &members, &canonical.forbidden_extensions)
+                .into_iter()
+                .map(|f| (canonical.name.clone(), prefixed(&dir, f))),
+        );
+        for d in &self.derived {
+            let members: Vec<Member<'_>> = d
+                .analyzed
+                .iter()
+                .zip(&d.members)
+                .map(|(a, r)| Member {
+                    analyzed: a,
+                    membership: if r.replaced {
+                        Membership::Replaced
+                    } else {
+                        Membership::Included
+                    },
+                })
+                .collect();
+            for (a, r) in d.analyzed.iter().zip(&d.members) {
+                if r.replaced {
+                    let dir = r
+                        .source
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    out.extend(
+                        migration_deps::transaction_findings(a)
+                            .into_iter()
+                            .map(|f| (d.profile.name.clone(), prefixed(&dir, f))),
+                    );
+                }
+            }
+            let sources: std::collections::HashMap<String, String> = d
+                .members
+                .iter()
+                .map(|r| {
+                    (
+                        r.migration.file_name.clone(),
+                        r.source
+                            .parent()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            out.extend(
+                check_profile(&self.canonical, &members, &d.profile.forbidden_extensions)
+                    .into_iter()
+                    .map(|f| {
+                        let dir = sources.get(&f.file).cloned().unwrap_or_default();
+                        (d.profile.name.clone(), prefixed(&dir, f))
+                    }),
+            );
+        }
+        out
+    }
+}
+
+/// Names the file by its path in the repository (`migrations/011_….sql:7: …`).
+fn prefixed(dir: &str, mut f: Finding) -> Finding {
+    if !dir.is_empty() {
+        f.file = format!("{dir}/{}", f.file);
+    }
+    f
+}
+
+/// Shows paths under the root relative to it.
+pub fn relative(root: &Path, text: &str) -> String {
+    let prefix = format!("{}/", root.display());
+    text.replace(&prefix, "")
+}

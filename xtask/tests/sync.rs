@@ -1,0 +1,450 @@
+//! `cargo xtask sync-migrations` end to end on a copy of the repository: drift, repair, and
+//! bad input that must be refused with a clear message and leave the tree byte-identical.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// What the sync tool reads and writes.
+const TREE: &[&str] = &[
+    "migrations",
+    "migrations-v1.0",
+    "docs/migrations.md",
+    "services/datastorage/tests/api/main.rs",
+];
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sync-fixture")
+            .tempdir()
+            .unwrap();
+        for item in TREE {
+            copy(&Path::new(REPO).join(item), &dir.path().join(item));
+        }
+        Self { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
+        std::fs::write(self.path(rel), bytes).unwrap();
+    }
+
+    fn edit(&self, rel: &str, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.path(rel)).unwrap();
+        self.write(rel, f(text));
+    }
+
+    /// Every file and link under the fixture, with its bytes (links: their target).
+    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("--root")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Runs the sync (no database) and asserts it fails with `needle` and changes nothing.
+    fn refused(&self, needle: &str) -> String {
+        let before = self.snapshot();
+        let (ok, out) = self.run(&["sync-migrations", "--no-db"]);
+        assert!(
+            !ok,
+            "expected a refusal containing {needle:?}, got success:\n{out}"
+        );
+        assert!(out.contains(needle), "expected {needle:?} in:\n{out}");
+        assert!(
+            self.snapshot() == before,
+            "the tree changed although the sync was refused:\n{out}"
+        );
+        out
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        if meta.file_type().is_symlink() {
+            out.insert(
+                rel,
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            );
+        } else if meta.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.insert(rel, std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+#[test]
+fn repository_is_in_sync() {
+    let f = Fixture::new();
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("up to date"), "{out}");
+}
+
+#[test]
+fn edited_canonical_file_is_drift_until_synced() {
+    let f = Fixture::new();
+    f.edit("migrations/012_adr033_multidimensional_tracking.sql", |t| {
+        t + "\n-- reviewed\n"
+    });
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "migrations-v1.0/012_adr033_multidimensional_tracking.sql: differs from its source"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("run `cargo xtask sync-migrations`"), "{out}");
+
+    let untouched = f.path("migrations-v1.0/001_initial_schema.sql");
+    let mtime = std::fs::metadata(&untouched).unwrap().modified().unwrap();
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read(f.path("migrations-v1.0/012_adr033_multidimensional_tracking.sql")).unwrap(),
+        std::fs::read(f.path("migrations/012_adr033_multidimensional_tracking.sql")).unwrap(),
+        "copied byte for byte"
+    );
+    assert_eq!(
+        std::fs::metadata(&untouched).unwrap().modified().unwrap(),
+        mtime,
+        "unchanged files keep their mtime"
+    );
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(ok, "{out}");
+
+    // A second run changes nothing at all.
+    let before = f.snapshot();
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    assert!(f.snapshot() == before);
+}
+
+#[test]
+fn stale_generated_file_is_removed() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "include = [1, 2, 3, 4, 6, 11, 12, 13, 14, 17, 18, 19, 20, 1000]",
+            "include = [1, 2, 3, 4, 6, 11, 12, 13, 14, 17, 18, 19, 20]",
+        )
+    });
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("1000_create_audit_events_partitions.sql: stale"),
+        "{out}"
+    );
+    assert!(
+        !f.path("migrations-v1.0/1000_create_audit_events_partitions.sql")
+            .exists()
+    );
+}
+
+#[test]
+fn test_suite_reference_follows_the_test_profile() {
+    let f = Fixture::new();
+    f.edit("services/datastorage/tests/api/main.rs", |t| {
+        t.replace("\"../../migrations-v1.0\"", "\"../../migrations\"")
+    });
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(!ok);
+    assert!(
+        out.contains("services/datastorage/tests/api/main.rs:"),
+        "{out}"
+    );
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(f.path("services/datastorage/tests/api/main.rs")).unwrap();
+    assert!(
+        text.contains("sqlx::migrate!(\"../../migrations-v1.0\")"),
+        "{text}"
+    );
+}
+
+#[test]
+fn refuses_duplicate_version() {
+    let f = Fixture::new();
+    f.write("migrations/011_again.sql", "SELECT 1;\n");
+    f.refused("duplicate version 11");
+}
+
+#[test]
+fn refuses_malformed_file_name() {
+    let f = Fixture::new();
+    f.write("migrations/add-index.sql", "SELECT 1;\n");
+    f.refused("not a valid migration name");
+    let f = Fixture::new();
+    f.write("migrations/v2_add_index.sql", "SELECT 1;\n");
+    f.refused("v2_add_index.sql: not a valid migration name");
+}
+
+#[test]
+fn refuses_unknown_allowlist_entry() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace("20, 1000]", "20, 42, 1000]")
+    });
+    f.refused("includes version 42, but migrations has no migration with that version");
+}
+
+#[test]
+fn refuses_missing_replacement() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "v1.0-replacements/010_audit",
+            "v1.0-replacements/010_missing",
+        )
+    });
+    f.refused("which does not exist");
+}
+
+#[test]
+fn refuses_path_traversal_and_absolute_paths() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "v1.0-replacements/010_audit_write_api_phase1.sql",
+            "../../etc/010_audit_write_api_phase1.sql",
+        )
+    });
+    f.refused("path leaves its folder");
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "dir = \"migrations-v1.0\"",
+            "dir = \"/tmp/migrations-v1.0\"",
+        )
+    });
+    f.refused("absolute path");
+}
+
+#[test]
+fn refuses_symlinked_migration() {
+    let f = Fixture::new();
+    std::os::unix::fs::symlink(
+        "001_initial_schema.sql",
+        f.path("migrations/021_linked.sql"),
+    )
+    .unwrap();
+    f.refused("021_linked.sql: is a symbolic link");
+}
+
+#[test]
+fn refuses_non_utf8_migration() {
+    let f = Fixture::new();
+    f.write("migrations/021_latin1.sql", b"-- caf\xe9\nSELECT 1;\n");
+    f.refused("021_latin1.sql: is not valid UTF-8");
+}
+
+#[test]
+fn refuses_stray_file_in_generated_directory() {
+    let f = Fixture::new();
+    f.write("migrations-v1.0/021_hotfix.sql", "SELECT 1;\n");
+    f.refused("migrations-v1.0/021_hotfix.sql: stray file");
+}
+
+#[test]
+fn refuses_hand_edited_generated_file() {
+    let f = Fixture::new();
+    f.edit("migrations-v1.0/013_create_audit_events_table.sql", |t| {
+        t.replace("2555", "3650")
+    });
+    f.refused("migrations-v1.0/013_create_audit_events_table.sql: edited by hand");
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(!ok && out.contains("edited by hand"), "{out}");
+}
+
+#[test]
+fn refuses_directive_after_bom_or_blank_line() {
+    let f = Fixture::new();
+    f.write("migrations/021_index.sql", "\u{feff}-- no-transaction\nCREATE INDEX CONCURRENTLY idx_x ON audit_events (event_type);\n");
+    f.refused("migrations/021_index.sql:1: `-- no-transaction` is preceded by a byte-order mark");
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_index.sql",
+        "\n\n-- no-transaction\nCREATE INDEX CONCURRENTLY idx_x ON audit_events (event_type);\n",
+    );
+    f.refused("migrations/021_index.sql:3: `-- no-transaction` is preceded by blank space");
+}
+
+#[test]
+fn refuses_concurrently_or_commit_in_a_transaction() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_index.sql",
+        "-- an index\nCREATE INDEX CONCURRENTLY idx_x\n    ON audit_events (event_type);\n",
+    );
+    f.refused(
+        "migrations/021_index.sql:2: CREATE INDEX CONCURRENTLY cannot run inside the transaction",
+    );
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_commit.sql",
+        "CREATE TABLE t (id int);\nCOMMIT;\n",
+    );
+    f.refused("migrations/021_commit.sql:2: COMMIT inside a migration");
+    let f = Fixture::new();
+    f.write("migrations/021_two.sql", "-- no-transaction\nCREATE INDEX CONCURRENTLY idx_x ON audit_events (event_type);\nCREATE INDEX CONCURRENTLY idx_y ON audit_events (event_action);\n");
+    f.refused("must be the only statement");
+}
+
+#[test]
+fn refuses_broken_dependency_naming_the_excluded_migration() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "10 = \"v1.0-replacements/010_audit_write_api_phase1.sql\"\n",
+            "",
+        )
+    });
+    let out = f.refused(
+        "migrations/011_rename_alert_to_signal.sql:8: table notification_audit is created by excluded 010_audit_write_api_phase1.sql",
+    );
+    assert!(out.contains("nothing was written"), "{out}");
+}
+
+#[test]
+fn refuses_forbidden_extension_in_v1() {
+    let f = Fixture::new();
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace("include = [1, 2, 3, 4, 6,", "include = [1, 2, 3, 4, 5, 6,")
+    });
+    f.refused("migrations/005_vector_schema.sql:");
+    f.refused("needs extension vector, which this profile forbids");
+}
+
+#[test]
+fn refuses_replacement_that_still_needs_vector() {
+    let f = Fixture::new();
+    f.edit(
+        "migrations/v1.0-replacements/015_create_workflow_catalog_table.sql",
+        |t| t.replace("    labels ", "    embedding vector(384),\n    labels "),
+    );
+    f.refused("v1.0-replacements/015_create_workflow_catalog_table.sql:");
+}
+
+#[test]
+fn refuses_ambiguous_test_reference() {
+    let f = Fixture::new();
+    f.edit("services/datastorage/tests/api/main.rs", |t| {
+        t + "\n// \"../../migrations\"\n"
+    });
+    f.refused("expected exactly one string literal naming a migration directory");
+    let f = Fixture::new();
+    f.edit("services/datastorage/tests/api/main.rs", |t| {
+        t.replace("\"../../migrations-v1.0\"", "MIGRATIONS_DIR")
+    });
+    f.refused("found 0");
+}
+
+#[test]
+fn refuses_unparsable_sql_with_its_line() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_typo.sql",
+        "CREATE TABLE ok (id int);\n\nCREAT TABLE broken (id int);\n",
+    );
+    f.refused("migrations/021_typo.sql:3: cannot parse");
+}
+
+#[test]
+fn deps_reports_the_seed_allowlist_breaks() {
+    let (ok, out) = Fixture::new().run(&[
+        "migrations",
+        "deps",
+        "--source",
+        &format!("{REPO}/migrations"),
+        "--exclude",
+        "5,7,8,9,10,15,16",
+    ]);
+    assert!(!ok);
+    for file in [
+        "011_rename_alert_to_signal.sql:",
+        "017_add_workflow_schema_fields.sql:",
+        "018_rename_execution_bundle_to_container_image.sql:",
+        "019_uuid_primary_key.sql:",
+        "020_add_workflow_label_columns.sql:",
+    ] {
+        assert!(out.contains(file), "{file} in:\n{out}");
+    }
+    assert!(
+        out.contains("is created by excluded 015_create_workflow_catalog_table.sql"),
+        "{out}"
+    );
+    let (ok, out) = Fixture::new().run(&[
+        "migrations",
+        "deps",
+        "--source",
+        &format!("{REPO}/migrations"),
+        "--exclude",
+        "007,009",
+    ]);
+    assert!(ok, "leaf migrations can go: {out}");
+    let (ok, out) = Fixture::new().run(&[
+        "migrations",
+        "deps",
+        "--source",
+        &format!("{REPO}/migrations"),
+        "--exclude",
+        "x",
+    ]);
+    assert!(!ok && out.contains("not a migration version"), "{out}");
+}
+
+#[test]
+fn graph_check_detects_a_stale_document() {
+    let f = Fixture::new();
+    let (ok, out) = f.run(&["migrations", "graph", "--check"]);
+    assert!(ok, "{out}");
+    f.edit("docs/migrations.md", |t| {
+        t.replace("flowchart TD", "flowchart LR")
+    });
+    let (ok, out) = f.run(&["migrations", "graph", "--check"]);
+    assert!(!ok && out.contains("out of date"), "{out}");
+}
