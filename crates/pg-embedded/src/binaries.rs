@@ -120,7 +120,7 @@ impl PgBinaries {
                     Some((major, e.path().join("bin")))
                 })
                 .collect();
-            found.sort_by(|a, b| b.0.cmp(&a.0));
+            found.sort_by_key(|f| std::cmp::Reverse(f.0));
             for (_, bindir) in found {
                 match Self::at(&bindir) {
                     Ok(found) => return Ok(found),
