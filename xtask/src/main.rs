@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`.
 
+mod bench;
 mod db;
 mod deps;
 mod fsx;
@@ -39,6 +40,15 @@ enum Command {
     /// A local PostgreSQL for manual use.
     #[command(subcommand)]
     Pg(pg::Pg),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The sync check beside the cp+sed recipe, and the full run on a cold PostgreSQL.
+    Sync(bench::Bench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +90,7 @@ fn main() -> ExitCode {
         Command::Migrations(Migrations::Deps(c)) => c.run(),
         Command::Migrations(Migrations::Graph(c)) => c.run(),
         Command::Pg(c) => c.run(),
+        Command::Bench(BenchCommand::Sync(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

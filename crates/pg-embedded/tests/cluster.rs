@@ -259,3 +259,56 @@ fn pgvector_when_installed() {
         "1"
     );
 }
+
+/// Not a test of its own: the child process of `ctrl_c_stops_and_removes`.
+#[test]
+#[ignore = "helper process for ctrl_c_stops_and_removes"]
+fn hold_cluster_until_signalled() {
+    if std::env::var_os("PG_EMBEDDED_HOLD").is_none() {
+        return;
+    }
+    let cluster = Cluster::start().expect("start");
+    println!("ROOT {}", cluster.root().display());
+    println!("PID {}", postmaster_pid(cluster.data_dir()));
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn ctrl_c_stops_and_removes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_cluster_until_signalled",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PG_EMBEDDED_HOLD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut root = None;
+    let mut pid = None;
+    while let Some(Ok(line)) = lines.next() {
+        // libtest prints the test's name on the same line as its first output.
+        if let Some((_, r)) = line.split_once("ROOT ") {
+            root = Some(PathBuf::from(r));
+        } else if let Some(p) = line.strip_prefix("PID ") {
+            pid = Some(p.parse::<i32>().unwrap());
+            break;
+        }
+    }
+    let (root, pid) = (root.expect("child printed its cluster"), pid.unwrap());
+    assert!(root.exists() && process_alive(pid));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "the handler exits with 130");
+    assert!(!root.exists(), "{} removed on Ctrl-C", root.display());
+    assert!(!process_alive(pid), "postmaster stopped on Ctrl-C");
+}
