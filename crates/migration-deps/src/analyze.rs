@@ -370,11 +370,22 @@ impl Analyzer<'_> {
     }
 
     fn create_rel(&mut self, ctx: &Ctx, name: String, kind: RelKind, line: u32) {
+        // An index lives in its table's schema; anything else named `schema.x` needs the schema.
+        if kind != RelKind::Index {
+            self.needs_schema(ctx, &name, line);
+        }
         self.push(ctx, Action::Create, Object::Relation(name), line, false);
         if let Some(e) = self.out.facts.events.last_mut()
             && e.action == Action::Create
         {
             e.rel_kind = Some(kind);
+        }
+    }
+
+    /// Creating `schema.name` needs the schema.
+    fn needs_schema(&mut self, ctx: &Ctx, name: &str, line: u32) {
+        if let Some((schema, _)) = name.rsplit_once('.') {
+            self.reference(ctx, Object::Schema(schema.to_owned()), line);
         }
     }
 
@@ -556,6 +567,7 @@ impl Analyzer<'_> {
                 for c in arr(st, "coldeflist").iter().chain(arr(st, "constraints")) {
                     self.walk(src, c, &none, ctx);
                 }
+                self.needs_schema(ctx, &name, line);
                 self.push(ctx, Action::Create, Object::Type(name), line, false);
             }
             "AlterEnumStmt" => {
@@ -608,7 +620,9 @@ impl Analyzer<'_> {
                 }
                 self.walk(src, st, &none, ctx);
             }
-            _ => self.walk(src, st, &none, ctx),
+            // `st` is the statement's body: dispatch on its kind so that SELECT and DML get their
+            // scopes (target table, aliases, CTEs).
+            _ => self.walk_node(src, kind, st, &none, ctx),
         }
     }
 
@@ -1080,6 +1094,7 @@ impl Analyzer<'_> {
             }
         }
         let l = src.ident_line(start, end, &short);
+        self.needs_schema(ctx, &name, l);
         self.push(ctx, Action::Create, Object::Function(name), l, false);
     }
 
@@ -1240,6 +1255,13 @@ impl Analyzer<'_> {
             Value::Object(map) => {
                 if let Some((kind, body)) = node(v) {
                     self.walk_node(src, kind, body, scope, ctx);
+                } else if map.contains_key("relname") && map.contains_key("relpersistence") {
+                    // A RangeVar held directly, not as a node: the target of INSERT, UPDATE,
+                    // DELETE, COPY, CREATE POLICY, REFRESH MATERIALIZED VIEW, ….
+                    self.walk_node(src, "RangeVar", v, scope, ctx);
+                } else if map.contains_key("names") && map.contains_key("typemod") {
+                    // A TypeName held directly: a function parameter's type, a cast's target, ….
+                    self.walk_node(src, "TypeName", v, scope, ctx);
                 } else {
                     self.walk_fields(src, map, scope, ctx);
                 }
@@ -1289,7 +1311,13 @@ impl Analyzer<'_> {
             }
             "FuncCall" => {
                 let name = qualified(&strings(arr(body, "funcname")));
-                self.reference(ctx, Object::Function(name), src.line(loc(body)));
+                self.reference(ctx, Object::Function(name.clone()), src.line(loc(body)));
+                // `nextval('seq')`: the text is cast to regclass, naming the sequence.
+                if matches!(name.as_str(), "nextval" | "currval" | "setval")
+                    && let Some((seq, at)) = arr(body, "args").first().and_then(string_const)
+                {
+                    self.reference(ctx, Object::Relation(regclass_name(seq)), src.line(at));
+                }
                 if let Some(map) = body.as_object() {
                     self.walk_fields(src, map, scope, ctx);
                 }
@@ -1303,9 +1331,29 @@ impl Analyzer<'_> {
                     self.walk(src, t, scope, ctx);
                 }
             }
+            "TypeCast" => {
+                // `'name'::regclass` names a relation.
+                let to = body.get("type_name").map(|t| strings(arr(t, "names")));
+                if to.as_ref().and_then(|n| n.last()).map(String::as_str) == Some("regclass")
+                    && let Some((rel, at)) = body.get("arg").and_then(string_const)
+                {
+                    self.reference(ctx, Object::Relation(regclass_name(rel)), src.line(at));
+                }
+                if let Some(map) = body.as_object() {
+                    self.walk_fields(src, map, scope, ctx);
+                }
+            }
             "AExpr" => {
                 let op = strings(arr(body, "name")).join(".");
-                if extensions::provider_of(&Object::Operator(op.clone())).is_some() {
+                // `%` is pg_trgm's similarity only between texts; with a number it is modulo.
+                let modulo = op == "%"
+                    && ["lexpr", "rexpr"].iter().any(|side| {
+                        body.get(*side).and_then(node).is_some_and(|(k, c)| {
+                            k == "AConst"
+                                && matches!(c.get("val").and_then(node), Some(("Ival" | "Fval", _)))
+                        })
+                    });
+                if !modulo && extensions::provider_of(&Object::Operator(op.clone())).is_some() {
                     self.reference(ctx, Object::Operator(op), src.line(loc(body)));
                 }
                 if let Some(map) = body.as_object() {
@@ -1345,10 +1393,18 @@ impl Analyzer<'_> {
         }
         if let Some(map) = body.as_object() {
             for (k, val) in map {
-                if k != "with_clause" && (val.is_object() || val.is_array()) {
+                if k != "with_clause" && k != "into_clause" && (val.is_object() || val.is_array()) {
                     self.walk(src, val, &scope, ctx);
                 }
             }
+        }
+        // `SELECT … INTO new_table` creates it.
+        if let Some(rel) = body
+            .get("into_clause")
+            .and_then(|i| i.get("rel"))
+            .filter(|r| r.is_object())
+        {
+            self.create_rel(ctx, range_var(rel), RelKind::Table, src.line(loc(rel)));
         }
     }
 
@@ -1404,6 +1460,32 @@ impl Analyzer<'_> {
             }
         }
     }
+}
+
+/// A string constant (`'text'`) and its location.
+fn string_const(v: &Value) -> Option<(&str, i64)> {
+    match node(v)? {
+        ("AConst", c) => match c.get("val").and_then(node)? {
+            ("Sval", v) => Some((v.get("sval")?.as_str()?, loc(c))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The relation named by the text of a `regclass` (`'app."Seq"'` → `app.Seq`): unquoted parts fold
+/// to lower case.
+fn regclass_name(text: &str) -> String {
+    let parts: Vec<String> = text
+        .split('.')
+        .map(
+            |p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => p.trim().to_lowercase(),
+            },
+        )
+        .collect();
+    qualified(&parts)
 }
 
 fn has_exceptions(map: &Map<String, Value>) -> bool {

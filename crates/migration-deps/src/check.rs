@@ -87,9 +87,44 @@ fn dependency_key(obj: &Object) -> Object {
 /// The canonical history: for every object, which migration created (or dropped) it, in order.
 #[derive(Debug, Default)]
 pub struct History {
-    /// object → (version, index of creating migration or None when dropped)
-    entries: HashMap<Object, Vec<(i64, Option<usize>)>>,
+    entries: HashMap<Object, Vec<Entry>>,
     rel_kinds: HashMap<String, RelKind>,
+}
+
+/// One change of an object's existence in the canonical walk.
+#[derive(Debug)]
+struct Entry {
+    version: i64,
+    /// The index of the creating migration, `None` when dropped.
+    created: Option<usize>,
+    /// For a column, constraint or trigger copied or moved from another relation: the object it
+    /// came from and the index of the migration that created that.
+    from: Option<(Object, usize)>,
+}
+
+/// An object whose existence changed.
+struct Change {
+    object: Object,
+    created: Option<usize>,
+    from: Option<(Object, usize)>,
+}
+
+impl Change {
+    fn created(object: Object, idx: usize) -> Self {
+        Change {
+            object,
+            created: Some(idx),
+            from: None,
+        }
+    }
+
+    fn removed(object: Object) -> Self {
+        Change {
+            object,
+            created: None,
+            from: None,
+        }
+    }
 }
 
 impl History {
@@ -100,8 +135,12 @@ impl History {
         for (idx, a) in canonical.iter().enumerate() {
             let version = a.migration.version;
             for e in &a.analysis.facts.events {
-                for (obj, created) in state.apply(e, idx) {
-                    h.entries.entry(obj).or_default().push((version, created));
+                for c in state.apply(e, idx) {
+                    h.entries.entry(c.object).or_default().push(Entry {
+                        version,
+                        created: c.created,
+                        from: c.from,
+                    });
                 }
                 if let (Action::Create, Object::Relation(name), Some(kind)) =
                     (&e.action, &e.object, e.rel_kind)
@@ -113,19 +152,74 @@ impl History {
         h
     }
 
+    /// The object a reference needs (see [`dependency_key`]), for objects no migration creates
+    /// under that name: a type named like a table is the table's row type (`RETURNS SETOF
+    /// posts`), and a known extension's object may be qualified with the schema the extension
+    /// was installed in (`extensions.uuid_generate_v4()`).
+    fn needs(&self, obj: &Object) -> Object {
+        let key = dependency_key(obj);
+        if self.entries.contains_key(&key) {
+            return key;
+        }
+        let (name, bare): (&String, fn(String) -> Object) = match &key {
+            Object::Type(n) => (n, Object::Type),
+            Object::Function(n) => (n, Object::Function),
+            Object::OperatorClass(n) => (n, Object::OperatorClass),
+            _ => return key,
+        };
+        let table = Object::Relation(name.clone());
+        if matches!(key, Object::Type(_)) && self.entries.contains_key(&table) {
+            return table;
+        }
+        match name
+            .rsplit_once('.')
+            .map(|(_, b)| dependency_key(&bare(b.to_owned())))
+        {
+            Some(ext @ Object::Extension(_)) => ext,
+            _ => key,
+        }
+    }
+
     /// The canonical migration that provides `obj` to a migration of version `before`.
     fn provider(&self, obj: &Object, before: i64) -> Option<usize> {
         self.entries
             .get(obj)?
             .iter()
             .rev()
-            .find(|(v, _)| *v < before)
-            .and_then(|(_, created)| *created)
+            .find(|e| e.version < before)
+            .and_then(|e| e.created)
     }
 
     /// The first canonical migration that creates `obj` at all (for objects created later).
     fn any_provider(&self, obj: &Object) -> Option<usize> {
-        self.entries.get(obj)?.iter().find_map(|(_, c)| *c)
+        self.entries.get(obj)?.iter().find_map(|e| e.created)
+    }
+
+    /// What a missing `obj` that migration `provider` creates really needs: when `provider` ran
+    /// (`ran`) but the object is a copy or the new name of another one (`LIKE`, `PARTITION OF`,
+    /// a table rename), it could not copy or move what was not there, so the object it came from
+    /// is the one missing, and so on back.
+    fn origin(
+        &self,
+        obj: &Object,
+        provider: usize,
+        ran: impl Fn(usize) -> bool,
+    ) -> (Object, usize) {
+        let (mut obj, mut p) = (obj.clone(), provider);
+        while ran(p) {
+            let from = self.entries.get(&obj).and_then(|es| {
+                es.iter()
+                    .rev()
+                    .find(|e| e.created == Some(p))
+                    .and_then(|e| e.from.clone())
+            });
+            match from {
+                // Creators only ever come earlier, so this ends.
+                Some((o, q)) if q < p => (obj, p) = (o, q),
+                _ => break,
+            }
+        }
+        (obj, p)
     }
 
     /// `table x`, `index y`, `column t.c`, …
@@ -153,17 +247,17 @@ struct State {
 
 impl State {
     /// Applies one event; returns the objects whose existence changed.
-    fn apply(&mut self, e: &Event, idx: usize) -> Vec<(Object, Option<usize>)> {
+    fn apply(&mut self, e: &Event, idx: usize) -> Vec<Change> {
         let key = dependency_key(&e.object);
         match &e.action {
             Action::Reference => Vec::new(),
             Action::Create => {
                 self.present.insert(key.clone(), idx);
-                vec![(key, Some(idx))]
+                vec![Change::created(key, idx)]
             }
             Action::Drop => {
                 self.present.remove(&key);
-                let mut changed = vec![(key.clone(), None)];
+                let mut changed = vec![Change::removed(key.clone())];
                 if let Object::Relation(name) = &key {
                     let owned: Vec<Object> = self
                         .present
@@ -173,7 +267,7 @@ impl State {
                         .collect();
                     for o in owned {
                         self.present.remove(&o);
-                        changed.push((o, None));
+                        changed.push(Change::removed(o));
                     }
                 }
                 changed
@@ -182,17 +276,22 @@ impl State {
                 let Object::Relation(to) = &key else {
                     return Vec::new();
                 };
-                let copied: Vec<Object> = self
+                let copied: Vec<(Object, usize)> = self
                     .present
-                    .keys()
-                    .filter(|o| matches!(o, Object::Column { table, .. } if table == from))
-                    .map(|o| o.with_owner(to))
+                    .iter()
+                    .filter(|(o, _)| matches!(o, Object::Column { table, .. } if table == from))
+                    .map(|(o, i)| (o.clone(), *i))
                     .collect();
                 copied
                     .into_iter()
-                    .map(|o| {
-                        self.present.insert(o.clone(), idx);
-                        (o, Some(idx))
+                    .map(|(o, i)| {
+                        let copy = o.with_owner(to);
+                        self.present.insert(copy.clone(), idx);
+                        Change {
+                            object: copy,
+                            created: Some(idx),
+                            from: Some((o, i)),
+                        }
                     })
                     .collect()
             }
@@ -202,21 +301,26 @@ impl State {
                 };
                 let mut changed = Vec::new();
                 self.present.remove(&key);
-                changed.push((key.clone(), None));
+                changed.push(Change::removed(key.clone()));
                 self.present.insert(Object::Relation(to.clone()), idx);
-                changed.push((Object::Relation(to.clone()), Some(idx)));
+                changed.push(Change::created(Object::Relation(to.clone()), idx));
                 let owned: Vec<(Object, usize)> = self
                     .present
                     .iter()
                     .filter(|(o, _)| o.owner() == Some(from.as_str()))
                     .map(|(o, i)| (o.clone(), *i))
                     .collect();
+                // Under its new name, an object exists from the rename on.
                 for (o, i) in owned {
                     self.present.remove(&o);
-                    changed.push((o.clone(), None));
+                    changed.push(Change::removed(o.clone()));
                     let moved = o.with_owner(to);
-                    self.present.insert(moved.clone(), i);
-                    changed.push((moved, Some(i)));
+                    self.present.insert(moved.clone(), idx);
+                    changed.push(Change {
+                        object: moved,
+                        created: Some(idx),
+                        from: Some((o, i)),
+                    });
                 }
                 changed
             }
@@ -242,18 +346,22 @@ pub fn check_profile(
     let mut state = State::default();
     let mut findings = Vec::new();
 
+    let ran = |p: usize| {
+        by_version
+            .get(&canonical[p].migration.version)
+            .is_some_and(|member| member.membership == Membership::Included)
+    };
+
     for (idx, member) in members.iter().enumerate() {
         let m = &member.analyzed.migration;
         let mut reported: HashSet<Object> = HashSet::new();
         let mut missing_relations: HashSet<String> = HashSet::new();
+        // (owner relation, finding) for this migration.
+        let mut found: Vec<(Option<String>, Finding)> = Vec::new();
         for e in &member.analyzed.analysis.facts.events {
             if e.action == Action::Reference && !e.conditional {
-                let key = dependency_key(&e.object);
+                let key = history.needs(&e.object);
                 if !state.present.contains_key(&key) {
-                    let owner_missing = e
-                        .object
-                        .owner()
-                        .is_some_and(|o| missing_relations.contains(o));
                     let provider = history.provider(&key, m.version).or_else(|| {
                         // Created later in the canonical order: an ordering problem of its own.
                         history
@@ -261,18 +369,31 @@ pub fn check_profile(
                             .filter(|&p| canonical[p].migration.version > m.version)
                     });
                     if let Some(p) = provider
-                        && !owner_missing
                         && reported.insert(key.clone())
                     {
                         if let Object::Relation(name) = &key {
                             missing_relations.insert(name.clone());
                         }
-                        findings.push(missing(&history, canonical, &by_version, m, e, &key, p));
+                        let (needed, p) = history.origin(&key, p, ran);
+                        let f = missing(&history, canonical, &by_version, m, e, &needed, p);
+                        found.push((e.object.owner().map(str::to_owned), f));
                     }
                 }
             }
             state.apply(e, idx);
         }
+        // A missing table is reported once, not again for each of its columns, wherever in the
+        // migration they are used.
+        findings.extend(
+            found
+                .into_iter()
+                .filter(|(owner, _)| {
+                    !owner
+                        .as_ref()
+                        .is_some_and(|o| missing_relations.contains(o))
+                })
+                .map(|(_, f)| f),
+        );
         for u in &member.analyzed.analysis.facts.extension_uses {
             if forbidden.contains(&u.extension) {
                 findings.push(Finding {
@@ -424,7 +545,7 @@ pub fn dependency_edges(canonical: &[Analyzed]) -> Vec<Edge> {
     for (idx, a) in canonical.iter().enumerate() {
         let mut own: HashSet<Object> = HashSet::new();
         for e in &a.analysis.facts.events {
-            let key = dependency_key(&e.object);
+            let key = history.needs(&e.object);
             if e.action != Action::Reference {
                 own.insert(key);
                 continue;
