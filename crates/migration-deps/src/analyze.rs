@@ -60,10 +60,13 @@ pub fn analyze(sql: &str) -> Result<Analysis, ParseError> {
         out: Analysis::default(),
     };
     let src = Source::new(sql, sql, Some(0), 1);
-    let stmts = tree["stmts"].as_array().cloned().unwrap_or_default();
+    let stmts = tree["stmts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     a.out.statement_count = stmts.len();
     let ctx = Ctx::default();
-    a.raw_statements(&src, &stmts, &ctx);
+    a.raw_statements(&src, stmts, &ctx);
     Ok(a.out)
 }
 
@@ -1114,8 +1117,11 @@ impl Analyzer<'_> {
         let fallback = src.stmt_line(start);
         let file = self.file;
         let inner = Source::new(file, body, base, fallback);
-        let stmts = tree["stmts"].as_array().cloned().unwrap_or_default();
-        self.raw_statements(&inner, &stmts, ctx);
+        let stmts = tree["stmts"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        self.raw_statements(&inner, stmts, ctx);
     }
 
     /// Parses a PL/pgSQL body and analyses the SQL it runs.
@@ -1240,8 +1246,11 @@ impl Analyzer<'_> {
         });
         let file = self.file;
         let src = Source::new(file, query, base, line);
-        let stmts = tree["stmts"].as_array().cloned().unwrap_or_default();
-        self.raw_statements(&src, &stmts, ctx);
+        let stmts = tree["stmts"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        self.raw_statements(&src, stmts, ctx);
     }
 
     /// Walks any part of a parse tree for the objects it uses.
