@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use migration_deps::extensions;
 use pg_embedded::Cluster;
 use sqlx::{Connection, PgConnection};
+use test_db::{DockerServer, DockerStatus};
 use xshell::{Shell, cmd};
 
 use crate::profiles::Profile;
@@ -47,6 +48,28 @@ pub fn ensure_sqlx_cli(sh: &Shell) -> Result<()> {
 enum Server {
     Embedded(Cluster),
     Url(String),
+    /// A testcontainers PostgreSQL with pgvector, for profiles the embedded server cannot run.
+    Docker(Box<DockerServer>),
+}
+
+impl Server {
+    /// The URL of the server's `postgres` database, where databases are created and dropped
+    /// with SQL (the embedded cluster uses its own helpers instead).
+    fn admin_url(&self) -> Option<String> {
+        match self {
+            Server::Embedded(_) => None,
+            Server::Url(u) => Some(u.clone()),
+            Server::Docker(d) => Some(d.url("postgres")),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Server::Embedded(c) => format!("embedded {}", c.binaries().version()),
+            Server::Url(u) => redact(u),
+            Server::Docker(d) => format!("Docker image {} (testcontainers)", d.image()),
+        }
+    }
 }
 
 /// Runs `sqlx migrate run` for every profile on a fresh database: derived profiles first, then
@@ -76,17 +99,105 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
     let mut order: Vec<&Profile> = ws.profiles.derived().collect();
     order.push(ws.profiles.canonical());
     let mut summaries = Vec::new();
+    let mut docker: Option<Server> = None;
     for profile in order {
         let expected = match ws.derived.iter().find(|d| d.profile.name == profile.name) {
             Some(d) => d.members.len(),
             None => ws.canonical.len(),
         };
-        summaries.push(rt.block_on(prove_one(ws, &server, profile, expected, quiet))?);
+        // The embedded server lacks an extension this profile needs (no --database-url was
+        // given): prove the profile in a container that has it, if Docker can give one.
+        let target = match &server {
+            Server::Embedded(c) => match missing_extension(c, profile)? {
+                Some(ext) => {
+                    if docker.is_none() {
+                        docker = Some(docker_fallback(&rt, profile, &ext, quiet)?);
+                    }
+                    docker.as_ref().expect("just set")
+                }
+                None => &server,
+            },
+            other => other,
+        };
+        summaries.push(rt.block_on(prove_one(ws, target, profile, expected, quiet))?);
     }
+    drop(docker); // removes the container now
     for s in &summaries {
         println!("{s}");
     }
     Ok(())
+}
+
+/// The first extension `profile` needs that the embedded cluster cannot create.
+fn missing_extension(cluster: &Cluster, profile: &Profile) -> Result<Option<String>> {
+    for ext in &profile.requires_extensions {
+        if !cluster.has_extension(ext)? {
+            return Ok(Some(ext.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Images that may hold pgvector, in order: `DATASTORAGE_TEST_IMAGE` when set, the image
+/// `cargo xtask pg-image` builds, `pgvector/pgvector:pg16`.
+fn fallback_images() -> Vec<String> {
+    let mut images: Vec<String> = std::env::var(test_db::IMAGE_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .into_iter()
+        .collect();
+    for image in [test_db::LOCAL_IMAGE, test_db::DEFAULT_IMAGE] {
+        if !images.iter().any(|i| i == image) {
+            images.push(image.to_owned());
+        }
+    }
+    images
+}
+
+/// A container of the first local image of [`fallback_images`] (never pulled); else the
+/// error naming every way out.
+fn docker_fallback(
+    rt: &tokio::runtime::Runtime,
+    profile: &Profile,
+    ext: &str,
+    quiet: bool,
+) -> Result<Server> {
+    let mut tried = Vec::new();
+    for image in fallback_images() {
+        let status = rt.block_on(test_db::docker_status(&image));
+        match status {
+            DockerStatus::Ready => {
+                let start = Instant::now();
+                let d = rt.block_on(DockerServer::start(&image)).with_context(|| {
+                    format!("profile {}: starting a container of {image}", profile.name)
+                })?;
+                if !quiet {
+                    println!(
+                        "profile {}: the embedded PostgreSQL has no `{ext}`; using Docker image {image} \
+                         (testcontainers) on 127.0.0.1:{}, started in {:.2} s",
+                        profile.name,
+                        d.port(),
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(Server::Docker(Box::new(d)));
+            }
+            DockerStatus::Unreachable(_) => {
+                tried.push(status.describe(&image));
+                break; // no other image can help
+            }
+            DockerStatus::ImageMissing => tried.push(status.describe(&image)),
+        }
+    }
+    bail!(
+        "profile {} needs the PostgreSQL extension `{ext}`, which the embedded server does not have, \
+         and Docker cannot stand in: {}.\n  \
+         Either install it for the local server (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
+         or build a local PostgreSQL + pgvector image with `cargo xtask pg-image` (Docker), \
+         or pass --database-url pointing at a server that has it",
+        profile.name,
+        tried.join("; ")
+    )
 }
 
 async fn prove_one(
@@ -103,9 +214,10 @@ async fn prove_one(
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
         std::process::id()
     );
-    let url = match server {
-        Server::Embedded(c) => c.create_database(&db)?,
-        Server::Url(u) => {
+    let admin_url = server.admin_url();
+    let url = match (server, &admin_url) {
+        (Server::Embedded(c), _) => c.create_database(&db)?,
+        (_, Some(u)) => {
             let mut conn = PgConnection::connect(u)
                 .await
                 .with_context(|| format!("cannot connect to {}", redact(u)))?;
@@ -115,6 +227,7 @@ async fn prove_one(
             conn.close().await?;
             with_database(u, &db)?
         }
+        (_, None) => unreachable!("only the embedded server has no admin URL"),
     };
     let result = async {
         let mut conn = PgConnection::connect(&url).await?;
@@ -128,7 +241,8 @@ async fn prove_one(
                 bail!(
                     "profile {} needs the PostgreSQL extension `{ext}`, which this server does not have.\n  \
                      Either install it for the local server (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
-                     or pass --database-url pointing at a server that has it (e.g. a `pgvector/pgvector:pg16` container)",
+                     or pass --database-url pointing at a server that has it (e.g. a container of `cargo xtask pg-image`'s image \
+                     or of `pgvector/pgvector:pg16`)",
                     profile.name
                 );
             }
@@ -210,15 +324,16 @@ async fn prove_one(
         }
         conn.close().await?;
         Ok(format!(
-            "profile {}: {applied} migrations applied in {:.2} s on a fresh database{}{}",
+            "profile {}: {applied} migrations applied in {:.2} s on a fresh database of {}{}{}",
             profile.name,
             elapsed.as_secs_f64(),
+            server.describe(),
             if notes.is_empty() { "" } else { "; " },
             notes.join("; ")
         ))
     }
     .await;
-    if let Server::Url(u) = server
+    if let Some(u) = &admin_url
         && let Ok(mut conn) = PgConnection::connect(u).await
     {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -249,19 +364,7 @@ fn with_database(url: &str, db: &str) -> Result<String> {
     Ok(out)
 }
 
-/// A URL with its password hidden.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use test_db::redact;
 
 #[cfg(test)]
 mod tests {

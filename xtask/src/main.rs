@@ -1,13 +1,18 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod ci;
 mod db;
 mod deps;
 mod fsx;
 mod graph;
 mod pg;
+mod pg_image;
 mod profiles;
+mod schema_diff;
+mod sqlx_prepare;
 mod sync;
+mod upgrade;
 mod workspace;
 
 use std::path::PathBuf;
@@ -40,15 +45,27 @@ enum Command {
     /// A local PostgreSQL for manual use.
     #[command(subcommand)]
     Pg(pg::Pg),
+    /// Build a local Docker image of PostgreSQL 15 + pgvector 0.8.0 from Debian packages.
+    PgImage(pg_image::PgImage),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Upgrade a database of a derived profile to the canonical one (`--from v1.0 --to full`).
+    Upgrade(upgrade::Upgrade),
+    /// Compare the schemas of two databases or profiles; exit 1 when they differ.
+    SchemaDiff(schema_diff::SchemaDiff),
+    /// README's test command: every check and test (`cargo make ci`, installing cargo-make if needed).
+    Ci(ci::Ci),
+    /// Regenerate (or `--check`) the offline query data in `.sqlx/` against the test profile.
+    SqlxPrepare(sqlx_prepare::SqlxPrepare),
 }
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// The sync check beside the cp+sed recipe, and the full run on a cold PostgreSQL.
     Sync(bench::Bench),
+    /// Cloning a test database from its template beside migrating a fresh one.
+    TestDb(bench::BenchTestDb),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +107,13 @@ fn main() -> ExitCode {
         Command::Migrations(Migrations::Deps(c)) => c.run(),
         Command::Migrations(Migrations::Graph(c)) => c.run(),
         Command::Pg(c) => c.run(),
+        Command::PgImage(c) => c.run(),
         Command::Bench(BenchCommand::Sync(c)) => c.run(),
+        Command::Upgrade(c) => c.run(),
+        Command::SchemaDiff(c) => c.run(),
+        Command::SqlxPrepare(c) => c.run(&sh),
+        Command::Ci(c) => c.run(&sh),
+        Command::Bench(BenchCommand::TestDb(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

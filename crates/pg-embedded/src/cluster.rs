@@ -315,6 +315,37 @@ impl Cluster {
         cmd
     }
 
+    /// Stops the server (fast shutdown: sessions are cut, committed data is kept) without
+    /// removing the cluster; [`Cluster::resume`] starts it again on the same port. For tests
+    /// of how clients live through a database outage.
+    pub fn pause(&self) -> Result<(), Error> {
+        let mut pg_ctl = self.server_command("pg_ctl");
+        pg_ctl.arg("--pgdata").arg(&self.data).args([
+            "--wait",
+            "--timeout",
+            "60",
+            "--silent",
+            "-m",
+            "fast",
+            "stop",
+        ]);
+        run(&mut pg_ctl, "pg_ctl stop").map(drop)
+    }
+
+    /// Starts a server stopped by [`Cluster::pause`] again, on the same port.
+    pub fn resume(&self) -> Result<(), Error> {
+        let mut pg_ctl = self.server_command("pg_ctl");
+        pg_ctl
+            .arg("--pgdata")
+            .arg(&self.data)
+            .arg("--log")
+            .arg(self.root.join("postgres.log"))
+            .args(["--wait", "--timeout", "60", "--silent", "-o"])
+            .arg(format!("-p {}", self.port))
+            .arg("start");
+        run(&mut pg_ctl, "pg_ctl start").map(drop)
+    }
+
     /// Runs SQL through `psql` and returns its unaligned, tuples-only output.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
         let mut cmd = self.psql_command(db);

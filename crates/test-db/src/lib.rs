@@ -1,0 +1,381 @@
+//! Isolated, migrated PostgreSQL databases for integration tests.
+//!
+//! ```no_run
+//! use test_db::Profile;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = test_db::database(Profile::V1_0).await?; // a private copy of the migrated schema
+//! let pool = db.pool().await?;
+//! sqlx::query("SELECT count(*) FROM audit_events").execute(&pool).await?;
+//! # Ok(()) }
+//! // `db` dropped: the database is dropped too (kept, with its URL printed, if the test panicked)
+//! ```
+//!
+//! # Where the server comes from
+//!
+//! One PostgreSQL server is shared by every test of the process, started on first use and
+//! chosen by `DATASTORAGE_TEST_DB`:
+//!
+//! | value | server |
+//! |---|---|
+//! | `url` | the server at `TEST_DATABASE_URL` (its user must be allowed to create databases) |
+//! | `docker` | a container of `DATASTORAGE_TEST_IMAGE` (default `pgvector/pgvector:pg16`, pulled if missing) via testcontainers |
+//! | `local` | a throwaway cluster of the machine's server binaries ([`pg_embedded`]) |
+//! | `auto` (default) | `url` if `TEST_DATABASE_URL` is set, else `docker` if Docker answers and has the image locally (never pulls), else `local` |
+//!
+//! A provider that cannot work fails within seconds with one message saying what to do; the
+//! failure is remembered, so every test of the process reports it at once. The container or
+//! cluster is removed when the process exits (an `atexit` hook, also reached on Ctrl-C); a
+//! process killed outright leaves them to the next run's sweep.
+//!
+//! # Isolation
+//!
+//! Each [`Profile`] is migrated once per server into a template database named after a hash
+//! of its migration files (a changed migration gives a new template; building is serialised
+//! across processes by an advisory lock). [`database`] then gives each test its own
+//! `CREATE DATABASE … TEMPLATE` copy, which is dropped when the handle drops. A few copies per
+//! profile (`DATASTORAGE_TEST_SPARES`, default 2) are made ahead in the background, so a test
+//! rarely waits for the copy; copies left unused are dropped at exit.
+//!
+//! Every administrative statement runs on a runtime owned by this crate, so the handles work
+//! from any runtime (each `#[tokio::test]` has its own); pools returned by
+//! [`TestDatabase::pool`] belong to the caller's runtime.
+
+mod cleanup;
+mod docker;
+mod provider;
+mod runtime;
+mod template;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+
+pub use docker::{
+    DEFAULT_IMAGE, DockerServer, DockerStatus, IMAGE_ENV, LOCAL_IMAGE, configured_image,
+    docker_status, split_image,
+};
+pub use provider::{Backend, Choice, PROVIDER_ENV, SPARES_ENV, URL_ENV, redact};
+
+use provider::Server;
+
+/// The repository root, from this crate's location (`crates/test-db`).
+const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const DROP_LIMIT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A migration profile of the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// `migrations-v1.0/`: the vector-free profile of release v1.0.
+    V1_0,
+    /// `migrations/`: the canonical history; needs pgvector.
+    Full,
+}
+
+impl Profile {
+    /// The profile's name in `migrations/profiles.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::V1_0 => "v1.0",
+            Profile::Full => "full",
+        }
+    }
+
+    /// The profile's migration directory.
+    pub fn dir(self) -> PathBuf {
+        let dir = match self {
+            Profile::V1_0 => "migrations-v1.0",
+            Profile::Full => "migrations",
+        };
+        let path = PathBuf::from(WORKSPACE_ROOT).join(dir);
+        path.canonicalize().unwrap_or(path)
+    }
+
+    /// Whether the profile needs the pgvector extension.
+    pub fn needs_vector(self) -> bool {
+        matches!(self, Profile::Full)
+    }
+
+    /// The profile's migrations, read from [`Profile::dir`] now.
+    pub async fn migrator(self) -> Result<Migrator, Error> {
+        let dir = self.dir();
+        Migrator::new(dir.clone())
+            .await
+            .map_err(|source| Error::Migrate {
+                profile: self.name(),
+                dir,
+                source,
+            })
+    }
+
+    /// The name as part of a database name.
+    fn ident(self) -> &'static str {
+        match self {
+            Profile::V1_0 => "v1_0",
+            Profile::Full => "full",
+        }
+    }
+}
+
+/// Everything that can go wrong getting a test database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable server: the message says what to do.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A statement or connection failed.
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Reading or applying a profile's migrations failed.
+    #[error("profile {profile} ({}): {source}", dir.display())]
+    Migrate {
+        profile: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: MigrateError,
+    },
+}
+
+impl Error {
+    pub(crate) fn sql(context: impl Into<String>, source: sqlx::Error) -> Error {
+        Error::Sql {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A database of its own for one test; dropped with the handle unless the test panicked.
+pub struct TestDatabase {
+    server: Arc<Server>,
+    name: String,
+    url: String,
+    profile: Option<Profile>,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .field("profile", &self.profile)
+            .field("backend", &self.server.backend)
+            .finish()
+    }
+}
+
+/// A fresh copy of `profile`'s migrated template: the way tests get a database.
+///
+/// Up to `DATASTORAGE_TEST_SPARES` (default 2) copies per profile are made ahead, in the
+/// background, so a test usually finds its copy ready.
+pub async fn database(profile: Profile) -> Result<TestDatabase, Error> {
+    let server = provider::server().await?;
+    let s = server.clone();
+    let name = runtime::run(async move { s.copy(profile).await }).await?;
+    Ok(TestDatabase::new(server, name, Some(profile)))
+}
+
+/// Like [`database`], but always runs `CREATE DATABASE … TEMPLATE` now instead of taking a
+/// copy made ahead (what `cargo xtask bench test-db` measures beside [`database`]).
+pub async fn database_copied_now(profile: Profile) -> Result<TestDatabase, Error> {
+    let server = provider::server().await?;
+    let s = server.clone();
+    let name = runtime::run(async move {
+        let template = s.template(profile).await?;
+        s.copy_now(profile, &template).await
+    })
+    .await?;
+    Ok(TestDatabase::new(server, name, Some(profile)))
+}
+
+/// A new database with `profile` migrated into it directly, without the template: for tests
+/// of the migrations themselves, and as the baseline `cargo xtask bench test-db` compares to.
+pub async fn fresh_database(profile: Profile) -> Result<TestDatabase, Error> {
+    let mut db = empty_database().await?;
+    let migrator = profile.migrator().await?;
+    let url = db.url.clone();
+    runtime::run(async move {
+        let mut conn = provider::connect(&url).await?;
+        let run = template::migrate(&migrator, &mut conn).await;
+        let _ = sqlx::Connection::close(conn).await;
+        run.map_err(|source| Error::Migrate {
+            profile: profile.name(),
+            dir: profile.dir(),
+            source,
+        })
+    })
+    .await?;
+    db.profile = Some(profile);
+    Ok(db)
+}
+
+/// A new empty database.
+pub async fn empty_database() -> Result<TestDatabase, Error> {
+    let server = provider::server().await?;
+    let s = server.clone();
+    let name = runtime::run(async move {
+        let name = unique_name("empty");
+        s.execute(format!("CREATE DATABASE \"{name}\"")).await?;
+        Ok::<_, Error>(name)
+    })
+    .await?;
+    Ok(TestDatabase::new(server, name, None))
+}
+
+/// The provider serving this process, starting it if needed, and a description of the
+/// server (for logs and benchmarks).
+pub async fn backend() -> Result<(Backend, String), Error> {
+    let server = provider::server().await?;
+    Ok((server.backend, server.description.clone()))
+}
+
+impl TestDatabase {
+    fn new(server: Arc<Server>, name: String, profile: Option<Profile>) -> Self {
+        let url = server.url(&name);
+        Self {
+            server,
+            name,
+            url,
+            profile,
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL for the database, usable by sqlx, `psql` and libpq.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The profile migrated into it (`None` for [`empty_database`]).
+    pub fn profile(&self) -> Option<Profile> {
+        self.profile
+    }
+
+    /// The provider serving it.
+    pub fn backend(&self) -> Backend {
+        self.server.backend
+    }
+
+    /// A connection pool on the caller's runtime (up to 5 connections).
+    pub async fn pool(&self) -> Result<PgPool, Error> {
+        PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&self.url)
+            .await
+            .map_err(|e| Error::sql(format!("connecting to test database {}", self.name), e))
+    }
+
+    /// A single connection on the caller's runtime.
+    pub async fn connect(&self) -> Result<PgConnection, Error> {
+        provider::connect(&self.url).await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let lifetime = match self.server.backend {
+                Backend::Url => "it stays on that server until you drop it",
+                Backend::Docker | Backend::Local => {
+                    "the server is removed when the test process exits; to inspect such a \
+                     database later, run the tests against a server of your own \
+                     (`export $(cargo xtask pg start)`, then TEST_DATABASE_URL=$DATABASE_URL)"
+                }
+            };
+            eprintln!(
+                "test-db: the test panicked; keeping its database {} for inspection: {} ({lifetime})",
+                self.name, self.url
+            );
+            return;
+        }
+        let server = self.server.clone();
+        let name = self.name.clone();
+        match runtime::block_on(async move { server.drop_database(&name).await }, DROP_LIMIT) {
+            Some(Ok(())) | None => {}
+            Some(Err(e)) => eprintln!("test-db: could not drop {}: {e}", self.name),
+        }
+    }
+}
+
+/// `test_<what>_<pid>_<n>_<random>`: unique across threads, processes and hosts sharing a server.
+pub(crate) fn unique_name(what: &str) -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(n);
+    format!(
+        "test_{what}_{}_{n}_{:04x}",
+        std::process::id(),
+        h.finish() & 0xffff
+    )
+}
+
+/// The same URL with another database name (query parameters kept).
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/app?sslmode=disable", "x"),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
+    }
+
+    #[test]
+    fn names_are_unique_identifiers() {
+        let a = unique_name("v1_0");
+        let b = unique_name("v1_0");
+        assert_ne!(a, b);
+        assert!(
+            a.len() <= 63
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
+
+    #[test]
+    fn profiles_point_at_the_repository_folders() {
+        assert!(Profile::V1_0.dir().join("001_initial_schema.sql").is_file());
+        assert!(
+            Profile::Full
+                .dir()
+                .join("015_create_workflow_catalog_table.sql")
+                .is_file()
+        );
+    }
+}

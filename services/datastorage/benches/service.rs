@@ -1,0 +1,372 @@
+//! Service benchmarks against the embedded PostgreSQL, each beside its baseline in the same run:
+//!
+//! - batch ingest (HTTP, 1000-event batches) vs `COPY` of the same rows into `audit_events`;
+//! - single-event POST throughput vs pgbench running the same INSERT at the same concurrency;
+//! - p50/p99 of a correlation_id query and of a 1-hour time-range query over N events (HTTP).
+//!
+//! `cargo bench -p datastorage --bench service -- [--events 1000000] [--seconds 10]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Parser;
+use pg_embedded::Cluster;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Events in the table for the query benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Events ingested by the batch benchmark (and copied by its baseline).
+    #[arg(long, default_value_t = 50_000)]
+    batch_events: usize,
+    /// Duration of each throughput run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients of the single-event run (and pgbench's).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Queries per query benchmark.
+    #[arg(long, default_value_t = 2000)]
+    queries: usize,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn event(i: usize, ts: DateTime<Utc>) -> Value {
+    json!({
+        "version": "1.0",
+        "event_type": format!("bench.type.{}", i % 20),
+        "event_timestamp": ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "event_category": "gateway",
+        "event_action": "received",
+        "event_outcome": "success",
+        "correlation_id": format!("bench-{}", i / 10),
+        "event_data": {"i": i, "pod": "api-7d9f", "namespace": "payments"},
+    })
+}
+
+struct Row {
+    label: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+    goal: &'static str,
+}
+
+async fn count(url: &str) -> i64 {
+    let mut c = PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+}
+
+async fn truncate(url: &str) {
+    let mut c = PgConnection::connect(url).await.unwrap();
+    for sql in ["TRUNCATE audit_events", "VACUUM ANALYZE audit_events"] {
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+async fn start_service(url: &str, pool_size: u32) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let options = datastorage::db::connect_options(url, Duration::from_secs(30)).unwrap();
+    let pool = datastorage::db::pool(options, pool_size, Duration::from_secs(5));
+    let state = datastorage::AppState {
+        body_limit: 64 * 1024 * 1024,
+        ..datastorage::AppState::new(pool)
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, datastorage::app(state))
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (base, tx)
+}
+
+/// Batch ingest over HTTP vs COPY of the same rows.
+async fn batch_vs_copy(url: &str, base: &str, n: usize) -> Row {
+    let now = Utc::now();
+    let events: Vec<Value> = (0..n)
+        .map(|i| event(i, now - chrono::Duration::milliseconds(i as i64)))
+        .collect();
+    let client = reqwest::Client::new();
+    truncate(url).await;
+    let start = Instant::now();
+    let chunks: Vec<Vec<Value>> = events.chunks(1000).map(|c| c.to_vec()).collect();
+    let mut tasks = Vec::new();
+    for lane in 0..4 {
+        let lane_chunks: Vec<Vec<Value>> = chunks.iter().skip(lane).step_by(4).cloned().collect();
+        let client = client.clone();
+        let url = format!("{base}/api/v1/audit/events/batch");
+        tasks.push(tokio::spawn(async move {
+            for chunk in lane_chunks {
+                let r = client.post(&url).json(&chunk).send().await.unwrap();
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let http = start.elapsed();
+    assert_eq!(count(url).await, n as i64);
+    truncate(url).await;
+
+    // The same rows, as the service would write them, through COPY (CSV).
+    let mut csv = String::new();
+    for e in &events {
+        let ts: DateTime<Utc> = e["event_timestamp"].as_str().unwrap().parse().unwrap();
+        let data = e["event_data"].to_string().replace('"', "\"\"");
+        csv.push_str(&format!(
+            "{},1.0,{},{},{},gateway,received,success,service,gateway-service,gateway,{},{},\"{}\",info,2555\n",
+            uuid::Uuid::new_v4(),
+            e["event_type"].as_str().unwrap(),
+            ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+            ts.date_naive(),
+            e["correlation_id"].as_str().unwrap(),
+            e["correlation_id"].as_str().unwrap(),
+            data,
+        ));
+    }
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let start = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
+             event_category, event_action, event_outcome, actor_type, actor_id, resource_type, \
+             resource_id, correlation_id, event_data, severity, retention_days) FROM STDIN (FORMAT csv)",
+        )
+        .await
+        .unwrap();
+    copy.send(csv.into_bytes()).await.unwrap();
+    copy.finish().await.unwrap();
+    let copy_time = start.elapsed();
+    assert_eq!(count(url).await, n as i64);
+    truncate(url).await;
+
+    let http_rate = n as f64 / http.as_secs_f64();
+    let copy_rate = n as f64 / copy_time.as_secs_f64();
+    Row {
+        label: format!("batch ingest, {n} events in batches of 1000, 4 clients (events/s)"),
+        value: format!("{http_rate:.0}"),
+        baseline: format!("COPY same rows: {copy_rate:.0}"),
+        ratio: format!("{:.0} %", 100.0 * http_rate / copy_rate),
+        goal: "≥ 60 %",
+    }
+}
+
+/// Single-event POSTs at a fixed concurrency vs pgbench running the same INSERT.
+async fn single_vs_pgbench(
+    cluster: &Cluster,
+    url: &str,
+    base: &str,
+    seconds: u64,
+    concurrency: usize,
+) -> Row {
+    truncate(url).await;
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (client, stop, done) = (client.clone(), stop.clone(), done.clone());
+        let url = format!("{base}/api/v1/audit/events");
+        tasks.push(tokio::spawn(async move {
+            let mut i = w * 1_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let r = client
+                    .post(&url)
+                    .json(&event(i, Utc::now()))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed_count = done.load(Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let http_rate = elapsed_count as f64 / seconds as f64;
+    truncate(url).await;
+
+    let script = std::env::temp_dir().join(format!("ds-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "\\set i random(1, 100000000)\n\
+         INSERT INTO audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
+         event_category, event_action, event_outcome, actor_type, actor_id, resource_type, resource_id, \
+         correlation_id, parent_event_id, parent_event_date, trace_id, span_id, namespace, cluster_name, \
+         event_data, severity, duration_ms, error_code, error_message, retention_days) \
+         VALUES (gen_random_uuid(), '1.0', 'bench.type.' || (:i::int % 20), now(), (now() AT TIME ZONE 'UTC')::date, \
+         'gateway', 'received', 'success', 'service', 'gateway-service', 'gateway', 'bench-' || (:i::int / 10), \
+         'bench-' || (:i::int / 10), NULL, NULL, NULL, NULL, NULL, NULL, \
+         jsonb_build_object('i', :i::int, 'pod', 'api-7d9f', 'namespace', 'payments'), 'info', NULL, NULL, NULL, 2555);\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(cluster.binaries().program("pgbench"))
+        .args(["-n", "-M", "prepared", "-f"])
+        .arg(&script)
+        .args([
+            "-c",
+            &concurrency.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            url,
+        ])
+        .output()
+        .expect("pgbench");
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("pgbench tps line");
+    truncate(url).await;
+    Row {
+        label: format!("single-event POST, {concurrency} clients, {seconds} s (events/s)"),
+        value: format!("{http_rate:.0}"),
+        baseline: format!("pgbench same INSERT: {tps:.0}"),
+        ratio: format!("{:.0} %", 100.0 * http_rate / tps),
+        goal: "≥ 70 %",
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// p50/p99 of the two query shapes over `events` rows, end to end over HTTP.
+async fn queries(url: &str, base: &str, events: u64, n: usize) -> Vec<Row> {
+    truncate(url).await;
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let start = Instant::now();
+    // Spread over the last 7 days; 10 events per correlation id.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
+         event_category, event_action, event_outcome, actor_type, actor_id, resource_type, resource_id, \
+         correlation_id, event_data, severity, retention_days) \
+         SELECT gen_random_uuid(), '1.0', 'bench.type.' || (i % 20), ts, (ts AT TIME ZONE 'UTC')::date, \
+                'gateway', 'received', CASE WHEN i % 7 = 0 THEN 'failure' ELSE 'success' END, \
+                'service', 'gateway-service', 'gateway', 'bench-' || (i / 10), 'bench-' || (i / 10), \
+                jsonb_build_object('i', i), 'info', 2555 \
+         FROM generate_series(1, {events}) AS i, \
+              LATERAL (SELECT now() - interval '5 minutes' - (i * (interval '7 days' / {events}))) AS t(ts)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("VACUUM ANALYZE audit_events")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eprintln!(
+        "loaded {events} events in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let client = reqwest::Client::new();
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for shape in ["correlation_id", "1-hour range"] {
+        let mut times = Vec::with_capacity(n);
+        for q in 0..n + 50 {
+            let path = if shape == "correlation_id" {
+                format!(
+                    "/api/v1/audit/events?correlation_id=bench-{}",
+                    (q * 7919) as u64 % (events / 10)
+                )
+            } else {
+                let end = now - chrono::Duration::seconds(((q * 7919) % (6 * 86400)) as i64 + 3600);
+                let begin = end - chrono::Duration::hours(1);
+                format!(
+                    "/api/v1/audit/events?since={}&until={}&limit=100",
+                    begin.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    end.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )
+            };
+            let t = Instant::now();
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            let elapsed = t.elapsed();
+            assert!(
+                !body["data"].as_array().unwrap().is_empty(),
+                "{path} found nothing"
+            );
+            if q >= 50 {
+                times.push(elapsed); // the first 50 warm up
+            }
+        }
+        times.sort();
+        rows.push(Row {
+            label: format!("GET by {shape} over {events} events, HTTP round trip (p50 / p99)"),
+            value: format!(
+                "{:.2} ms / {:.2} ms",
+                percentile(&times, 0.5).as_secs_f64() * 1e3,
+                percentile(&times, 0.99).as_secs_f64() * 1e3
+            ),
+            baseline: "–".into(),
+            ratio: "–".into(),
+            goal: "p99 ≤ 5 ms",
+        });
+    }
+    rows
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cluster = Cluster::builder()
+        .setting("shared_buffers", "'512MB'")
+        .setting("max_wal_size", "'4GB'")
+        .start()
+        .expect("embedded PostgreSQL");
+    let url = cluster.create_database("bench").unwrap();
+    datastorage::db::migrate(&url).await.unwrap();
+    let (base, stop) = start_service(&url, args.concurrency as u32).await;
+    eprintln!(
+        "PostgreSQL {} (embedded); service at {base}",
+        cluster.binaries().version()
+    );
+
+    let mut rows = vec![batch_vs_copy(&url, &base, args.batch_events).await];
+    rows.push(single_vs_pgbench(&cluster, &url, &base, args.seconds, args.concurrency).await);
+    rows.extend(queries(&url, &base, args.events, args.queries).await);
+    let _ = stop.send(());
+
+    println!("| benchmark | service | baseline (same run) | service / baseline | goal |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.label, r.value, r.baseline, r.ratio, r.goal
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Service configuration: command-line flags with environment fallbacks.
+//!
+//! This is the only place that reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// DataStorage: audit events, notification audit and the remediation-workflow catalog.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "datastorage", version, about)]
+pub struct Config {
+    /// PostgreSQL URL the service uses for its queries (the application role).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "DATASTORAGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "DATASTORAGE_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+
+    /// How long a request may wait for a database connection before it gets a 503.
+    #[arg(long, env = "DATASTORAGE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "DATASTORAGE_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Time limit for one request (e.g. `30s`, `1m`).
+    #[arg(long, env = "DATASTORAGE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// File holding the bearer token that write endpoints require. Without it, writes are open.
+    #[arg(long, env = "DATASTORAGE_WRITE_TOKEN_FILE")]
+    pub write_token_file: Option<PathBuf>,
+
+    /// Apply the embedded v1.0 migrations before serving (under sqlx's advisory lock).
+    #[arg(long, env = "DATASTORAGE_MIGRATE")]
+    pub migrate: bool,
+
+    /// PostgreSQL URL used for `--migrate` (the schema owner role). Defaults to `--database-url`.
+    #[arg(long, env = "DATASTORAGE_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    pub migrate_database_url: Option<String>,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "DATASTORAGE_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The write token, read from `write_token_file` (surrounding whitespace trimmed).
+    pub fn write_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.write_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the write-token file {}: {e}", path.display())
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!("the write-token file {} is empty", path.display());
+        }
+        Ok(Some(token.to_owned()))
+    }
+}

@@ -1,0 +1,86 @@
+//! Database connections and the embedded v1.0 migrations.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::MIGRATOR;
+
+/// Connection options every service connection uses.
+///
+/// `plan_cache_mode = force_custom_plan`: the query endpoints use optional filters
+/// (`$1 IS NULL OR col = $1`); a custom plan per execution folds them away and keeps
+/// partition pruning and index use, where a cached generic plan would not.
+pub fn connect_options(url: &str, statement_timeout: Duration) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .application_name("datastorage")
+        .options([
+            ("plan_cache_mode", "force_custom_plan".to_owned()),
+            (
+                "statement_timeout",
+                format!("{}ms", statement_timeout.as_millis()),
+            ),
+        ]);
+    Ok(options)
+}
+
+/// A lazily connecting pool: the service starts (and reports not-ready) while the database is
+/// down, and recovers by itself when it comes back.
+pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options)
+}
+
+/// Apply the embedded v1.0 migrations on a dedicated connection.
+///
+/// sqlx takes its advisory lock for the run, so concurrent instances wait for each other and
+/// every migration is applied once. A database migrated with another profile is refused before
+/// anything runs. The connection is closed afterwards, on failure too, which
+/// releases the lock even when sqlx did not. Returns the versions this call applied.
+pub async fn migrate(url: &str) -> anyhow::Result<Vec<i64>> {
+    let options = PgConnectOptions::from_str(url)
+        .context("the migration database URL is not a valid PostgreSQL URL")?
+        .application_name("datastorage-migrate");
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .context("cannot connect to the database to migrate it")?;
+    let result = migrate_on(&mut conn).await;
+    let _ = conn.close().await;
+    result
+}
+
+async fn migrate_on(conn: &mut PgConnection) -> anyhow::Result<Vec<i64>> {
+    // A database of the full (vector) profile, or one half-upgraded, must not be touched by the
+    // v1.0 migrator: the error names the upgrade command.
+    pg_schema::profile_guard::check(conn, "v1.0", &MIGRATOR)
+        .await
+        .context("refusing to migrate")?;
+    let before = applied_versions(conn).await?;
+    MIGRATOR
+        .run(&mut *conn)
+        .await
+        .context("applying the v1.0 migrations failed")?;
+    let after = applied_versions(conn).await?;
+    Ok(after.difference(&before).copied().collect())
+}
+
+async fn applied_versions(conn: &mut PgConnection) -> anyhow::Result<BTreeSet<i64>> {
+    let exists =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "exists!""#)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(BTreeSet::new());
+    }
+    let versions = sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(versions.into_iter().collect())
+}

@@ -1,0 +1,254 @@
+//! One error type for every handler, rendered as RFC 7807 `application/problem+json`.
+//!
+//! Database and internal errors are logged with `tracing` and answered with a generic problem;
+//! their text never reaches the client.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 7807 problem document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference that identifies the problem type.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:datastorage:problem:validation")]
+    pub type_: String,
+    /// A short, human-readable summary of the problem type.
+    #[schema(example = "Validation failed")]
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(example = 400)]
+    pub status: u16,
+    /// What went wrong with this request.
+    #[schema(example = "event_type: must be 1 to 100 characters")]
+    pub detail: String,
+    /// The request path the problem occurred on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{detail}")]
+    Rejected { status: StatusCode, detail: String },
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn validation(detail: impl Into<String>) -> Self {
+        Self::Validation(detail.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Rejected { status, .. } => *status,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Validation(_) => ("validation", "Validation failed"),
+            Self::BadRequest(_) => ("bad-request", "Bad request"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Rejected { status, .. } => rejection_slug(*status),
+            Self::Unavailable => ("unavailable", "Service unavailable"),
+            Self::Database(_) | Self::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    /// The problem document this error renders as.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let detail = match self {
+            Self::Database(_) | Self::Internal(_) => {
+                "the request could not be completed; the error was logged".to_owned()
+            }
+            Self::Unavailable => "the database is unavailable; retry the request later".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            type_: problem_type(slug),
+            title: title.to_owned(),
+            status: self.status().as_u16(),
+            detail,
+            instance: None,
+        }
+    }
+}
+
+/// The `type` URI of a problem slug.
+pub fn problem_type(slug: &str) -> String {
+    format!("urn:datastorage:problem:{slug}")
+}
+
+fn rejection_slug(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "Payload too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Unsupported media type"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "Method not allowed"),
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "Request timeout"),
+        s if s.is_server_error() => ("internal", "Internal server error"),
+        _ => ("bad-request", "Bad request"),
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable
+        } else {
+            Self::Database(e)
+        }
+    }
+}
+
+/// Errors that mean "the database cannot be reached right now" (answered with 503).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            // Class 57 (operator intervention: admin shutdown, cannot connect now) and
+            // class 08 (connection exception).
+            db.code()
+                .is_some_and(|c| c.starts_with("57") || c.starts_with("08"))
+        }
+        sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// A `problem+json` response with the given status and detail.
+pub fn problem_response(status: StatusCode, detail: impl Into<String>) -> Response {
+    Error::Rejected {
+        status,
+        detail: detail.into(),
+    }
+    .into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Database(e) => tracing::error!(error = %e, "database error"),
+            Self::Internal(e) => tracing::error!(error = %e, "internal error"),
+            Self::Unavailable => tracing::warn!("database unavailable"),
+            _ => {}
+        }
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match self {
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match rejection.status() {
+            // Wrong types and unknown enum values: a bad request like any other.
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
+        Self::Rejected {
+            status,
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Self::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+/// `axum::Json` whose rejections are problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` whose rejections are problems.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` whose rejections are problems.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);

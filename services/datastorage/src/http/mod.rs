@@ -1,0 +1,262 @@
+//! The HTTP API: one module per resource, assembled by [`app`].
+
+pub mod audit;
+pub mod error;
+pub mod health;
+pub mod notifications;
+mod validate;
+pub mod workflows;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use error::{Error, PROBLEM_JSON};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Bearer token required by write endpoints, when configured.
+    pub write_token: Option<Arc<str>>,
+    pub metrics: PrometheusHandle,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Time limit for one request.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("pool", &self.pool)
+            .field(
+                "write_token",
+                &self.write_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State with defaults for everything but the pool (8 MiB bodies, 30 s per request, no token).
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            write_token: None,
+            metrics: metrics_handle(),
+            body_limit: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub fn with_write_token(mut self, token: Option<String>) -> Self {
+        self.write_token = token.map(Arc::from);
+        self
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every router).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .expect("static bucket list is valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding program; then ours
+            // only renders what it records itself.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DataStorage API",
+        description = "Audit events, notification audit records and the remediation-workflow catalog. \
+                       Errors are RFC 7807 problem documents (application/problem+json)."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "audit", description = "Audit events"),
+        (name = "notifications", description = "Notification audit records"),
+        (name = "workflows", description = "Remediation-workflow catalog"),
+        (name = "health", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The write token as the guard middleware finds it (a request extension set by [`app`]).
+#[derive(Clone)]
+struct WriteToken(Option<Arc<str>>);
+
+/// Every documented route.
+fn routes() -> OpenApiRouter<AppState> {
+    let guarded = OpenApiRouter::new()
+        .merge(audit::router())
+        .merge(notifications::router())
+        .merge(workflows::router())
+        .layer(middleware::from_fn(require_write_token));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(guarded)
+        .merge(workflows::search_router())
+        .merge(health::router())
+        .routes(utoipa_axum::routes!(openapi_json))
+}
+
+/// The OpenAPI document of the service, generated from the handlers' own types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The OpenAPI document (the same as `docs/openapi.json`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn openapi_json() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let body = DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
+}
+
+/// The service: every route, problem+json for every error, metrics, limits and timeouts.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router
+        .route_layer(middleware::from_fn(record_metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
+        .layer(Extension(WriteToken(state.write_token.clone())))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/api/v1/openapi.json") }),
+        )
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// Writes need `Authorization: Bearer <token>` when a token is configured.
+async fn require_write_token(
+    Extension(WriteToken(token)): Extension<WriteToken>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = token.as_deref() else {
+        return next.run(request).await;
+    };
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        next.run(request).await
+    } else {
+        Error::Unauthorized.into_response()
+    }
+}
+
+/// Request count and latency per route and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("datastorage_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("datastorage_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Errors produced outside the handlers (405, timeouts, …) become problems too.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("method {method} is not allowed here"),
+        StatusCode::SERVICE_UNAVAILABLE => "the request took too long and was cancelled".to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = error::problem_response(status, detail);
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        problem
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    problem
+}

@@ -1,0 +1,184 @@
+//! Notification audit records.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{Error, Json, Path, Problem, Result};
+use super::validate;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_notification))
+        .routes(routes!(get_notification))
+}
+
+/// Delivery state of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationStatus {
+    Sent,
+    Failed,
+    Acknowledged,
+    Escalated,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Acknowledged => "acknowledged",
+            Self::Escalated => "escalated",
+        }
+    }
+}
+
+/// A new notification audit record.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNotification {
+    /// 1–255 characters.
+    pub remediation_id: String,
+    /// 1–255 characters; unique.
+    pub notification_id: String,
+    /// 1–255 characters.
+    pub recipient: String,
+    /// 1–50 characters, e.g. `slack`, `email`.
+    pub channel: String,
+    pub message_summary: String,
+    pub status: NotificationStatus,
+    pub sent_at: DateTime<Utc>,
+    pub delivery_status: Option<String>,
+    pub error_message: Option<String>,
+    /// Non-negative; default 0.
+    pub escalation_level: Option<i32>,
+    pub signal_fingerprint: Option<String>,
+}
+
+/// A stored notification audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    pub id: i64,
+    pub remediation_id: String,
+    pub notification_id: String,
+    pub recipient: String,
+    pub channel: String,
+    pub message_summary: String,
+    pub status: String,
+    pub sent_at: DateTime<Utc>,
+    pub delivery_status: Option<String>,
+    pub error_message: Option<String>,
+    pub escalation_level: i32,
+    pub signal_fingerprint: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Store a notification audit record.
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit/notifications",
+    tag = "notifications",
+    request_body = NewNotification,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored", body = Notification),
+        (status = 400, description = "Invalid record or malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Write token required", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A record with this notification_id exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_notification(
+    State(state): State<AppState>,
+    Json(n): Json<NewNotification>,
+) -> Result<(StatusCode, Json<Notification>)> {
+    validate::text("remediation_id", &n.remediation_id, 1, 255)?;
+    validate::text("notification_id", &n.notification_id, 1, 255)?;
+    validate::text("recipient", &n.recipient, 1, 255)?;
+    validate::text("channel", &n.channel, 1, 50)?;
+    validate::text("message_summary", &n.message_summary, 1, 100_000)?;
+    let escalation_level = n.escalation_level.unwrap_or(0);
+    if escalation_level < 0 {
+        return Err(Error::validation(format!(
+            "escalation_level: must not be negative (got {escalation_level})"
+        )));
+    }
+    let stored = sqlx::query_as!(
+        Notification,
+        r#"INSERT INTO notification_audit (
+               remediation_id, notification_id, recipient, channel, message_summary,
+               status, sent_at, delivery_status, error_message, escalation_level,
+               signal_fingerprint)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           RETURNING id, remediation_id, notification_id, recipient, channel, message_summary,
+                     status, sent_at, delivery_status, error_message, escalation_level,
+                     signal_fingerprint, created_at, updated_at"#,
+        n.remediation_id,
+        n.notification_id,
+        n.recipient,
+        n.channel,
+        n.message_summary,
+        n.status.as_str(),
+        n.sent_at,
+        n.delivery_status,
+        n.error_message,
+        escalation_level,
+        n.signal_fingerprint,
+    )
+    .fetch_one(&state.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db)
+            if db.constraint() == Some("notification_audit_notification_id_key") =>
+        {
+            Error::Conflict(format!(
+                "a notification with notification_id {:?} already exists",
+                n.notification_id
+            ))
+        }
+        _ => Error::from(e),
+    })?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// One notification audit record by its notification_id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/notifications/{notification_id}",
+    tag = "notifications",
+    params(("notification_id" = String, Path, description = "The notification's id")),
+    responses(
+        (status = 200, description = "The record", body = Notification),
+        (status = 404, description = "No such record", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_notification(
+    State(state): State<AppState>,
+    Path(notification_id): Path<String>,
+) -> Result<Json<Notification>> {
+    sqlx::query_as!(
+        Notification,
+        r#"SELECT id, remediation_id, notification_id, recipient, channel, message_summary,
+                  status, sent_at, delivery_status, error_message, escalation_level,
+                  signal_fingerprint, created_at, updated_at
+           FROM notification_audit
+           WHERE notification_id = $1"#,
+        notification_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| Error::NotFound(format!("no notification with id {notification_id:?}")))
+}

@@ -1,0 +1,816 @@
+//! The remediation-workflow catalog: versioned workflows, lifecycle updates, label search.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{Error, Json, Path, Problem, Query, Result};
+use super::validate;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_workflow, list_workflows))
+        .routes(routes!(get_workflow, update_workflow))
+        .routes(routes!(workflow_versions))
+}
+
+/// Search is a read (POST only for its body): it needs no write token.
+pub fn search_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search_workflows))
+}
+
+/// Lifecycle state of a workflow version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkflowStatus {
+    Active,
+    Disabled,
+    Deprecated,
+    Archived,
+}
+
+impl WorkflowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deprecated => "deprecated",
+            Self::Archived => "archived",
+        }
+    }
+}
+
+/// Severity label of a workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+        }
+    }
+}
+
+/// Priority label of a workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Priority {
+    P0,
+    P1,
+    P2,
+    P3,
+}
+
+impl Priority {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::P0 => "P0",
+            Self::P1 => "P1",
+            Self::P2 => "P2",
+            Self::P3 => "P3",
+        }
+    }
+}
+
+/// The five mandatory labels every workflow carries; search filters on them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowLabels {
+    /// e.g. `OOMKilled`; 1–100 characters.
+    pub signal_type: String,
+    pub severity: Severity,
+    /// e.g. `deployment`, or `*` for any component; 1–100 characters.
+    pub component: String,
+    /// e.g. `production`; 1–100 characters.
+    pub environment: String,
+    pub priority: Priority,
+}
+
+impl WorkflowLabels {
+    fn validate(&self) -> Result<()> {
+        validate::text("labels.signal_type", &self.signal_type, 1, 100)?;
+        validate::text("labels.component", &self.component, 1, 100)?;
+        validate::text("labels.environment", &self.environment, 1, 100)
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "signal_type": self.signal_type,
+            "severity": self.severity.as_str(),
+            "component": self.component,
+            "environment": self.environment,
+            "priority": self.priority.as_str(),
+        })
+    }
+}
+
+/// A new workflow version.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkflow {
+    /// Stable name shared by all versions; 1–255 characters.
+    #[schema(example = "oomkill-increase-memory")]
+    pub workflow_name: String,
+    /// 1–50 characters; unique per workflow_name.
+    #[schema(example = "1.0.0")]
+    pub version: String,
+    /// Display name; 1–255 characters.
+    pub name: String,
+    pub description: String,
+    /// The workflow definition; its SHA-256 is stored as `content_hash`.
+    pub content: String,
+    pub labels: WorkflowLabels,
+    /// Default `active`.
+    pub status: Option<WorkflowStatus>,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    /// Default `tekton`.
+    pub execution_engine: Option<String>,
+    pub container_image: Option<String>,
+    pub container_digest: Option<String>,
+    /// Free-form labels that boost search scores; default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub custom_labels: Option<Map<String, Value>>,
+    /// Labels detected on the target (e.g. `{"gitOpsManaged": true}`); default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub detected_labels: Option<Map<String, Value>>,
+}
+
+/// A stored workflow version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Workflow {
+    pub workflow_id: Uuid,
+    pub workflow_name: String,
+    pub version: String,
+    pub name: String,
+    pub description: String,
+    pub content: String,
+    /// SHA-256 of `content`, hex.
+    pub content_hash: String,
+    #[schema(value_type = WorkflowLabels)]
+    pub labels: Value,
+    pub status: String,
+    pub is_latest_version: bool,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    pub execution_engine: String,
+    pub container_image: Option<String>,
+    pub container_digest: Option<String>,
+    #[schema(value_type = Object)]
+    pub custom_labels: Value,
+    #[schema(value_type = Object)]
+    pub detected_labels: Value,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_by: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+/// Create a workflow version; it becomes the latest version of its workflow_name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    request_body = NewWorkflow,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; older versions are no longer latest", body = Workflow),
+        (status = 400, description = "Invalid workflow or malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Write token required", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "This workflow_name and version exist", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn create_workflow(
+    State(state): State<AppState>,
+    Json(w): Json<NewWorkflow>,
+) -> Result<(StatusCode, Json<Workflow>)> {
+    validate::text("workflow_name", &w.workflow_name, 1, 255)?;
+    validate::text("version", &w.version, 1, 50)?;
+    validate::text("name", &w.name, 1, 255)?;
+    validate::text("description", &w.description, 1, 100_000)?;
+    validate::text("content", &w.content, 1, 10_000_000)?;
+    w.labels.validate()?;
+    let execution_engine = w.execution_engine.unwrap_or_else(|| "tekton".to_owned());
+    validate::text("execution_engine", &execution_engine, 1, 100)?;
+    let content_hash = hex::encode(Sha256::digest(w.content.as_bytes()));
+    let status = w.status.unwrap_or(WorkflowStatus::Active);
+
+    let mut tx = state.pool.begin().await?;
+    // Versions of one workflow_name are created one at a time, so exactly one stays latest.
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 7301))",
+        w.workflow_name
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"UPDATE remediation_workflow_catalog
+           SET is_latest_version = false
+           WHERE workflow_name = $1
+             AND is_latest_version"#,
+        w.workflow_name
+    )
+    .execute(&mut *tx)
+    .await?;
+    let created = sqlx::query_as!(
+        Workflow,
+        r#"INSERT INTO remediation_workflow_catalog (
+               workflow_name, version, name, description, content, content_hash, labels,
+               status, is_latest_version, parameters, execution_engine, container_image,
+               container_digest, custom_labels, detected_labels,
+               disabled_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, $11, $12, $13, $14,
+                   CASE WHEN $8::varchar = 'disabled' THEN now() END)
+           RETURNING workflow_id, workflow_name, version, name, description, content,
+                     content_hash, labels, status, is_latest_version, parameters,
+                     execution_engine, container_image, container_digest, custom_labels,
+                     detected_labels, disabled_at, disabled_by, disabled_reason,
+                     created_at, updated_at"#,
+        w.workflow_name,
+        w.version,
+        w.name,
+        w.description,
+        w.content,
+        content_hash,
+        w.labels.to_json(),
+        status.as_str(),
+        w.parameters,
+        execution_engine,
+        w.container_image,
+        w.container_digest,
+        Value::Object(w.custom_labels.unwrap_or_default()),
+        Value::Object(w.detected_labels.unwrap_or_default()),
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("uq_workflow_name_version") => {
+            Error::Conflict(format!(
+                "workflow {:?} already has a version {:?}",
+                w.workflow_name, w.version
+            ))
+        }
+        _ => Error::from(e),
+    })?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Filters of `GET /api/v1/workflows`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WorkflowFilter {
+    pub workflow_name: Option<String>,
+    pub status: Option<WorkflowStatus>,
+    pub signal_type: Option<String>,
+    pub severity: Option<Severity>,
+    pub environment: Option<String>,
+    /// Only latest versions (`true`) or only older ones (`false`).
+    pub latest_only: Option<bool>,
+    /// 1–1000, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+/// One page of workflows, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowPage {
+    pub data: Vec<Workflow>,
+    pub limit: i64,
+    pub offset: i64,
+    /// Number of workflows matching the filters.
+    pub total: i64,
+}
+
+/// List workflows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    params(WorkflowFilter),
+    responses(
+        (status = 200, description = "One page of workflows", body = WorkflowPage),
+        (status = 400, description = "Invalid filter", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn list_workflows(
+    State(state): State<AppState>,
+    Query(f): Query<WorkflowFilter>,
+) -> Result<Json<WorkflowPage>> {
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::validation(format!(
+            "limit: must be 1 to 1000 (got {limit})"
+        )));
+    }
+    let offset = f.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(Error::validation(format!(
+            "offset: must not be negative (got {offset})"
+        )));
+    }
+    let rows = sqlx::query!(
+        r#"SELECT workflow_id, workflow_name, version, name, description, content,
+                  content_hash, labels, status, is_latest_version, parameters,
+                  execution_engine, container_image, container_digest, custom_labels,
+                  detected_labels, disabled_at, disabled_by, disabled_reason,
+                  created_at, updated_at,
+                  count(*) OVER () AS "total!"
+           FROM remediation_workflow_catalog
+           WHERE ($1::text IS NULL OR workflow_name = $1)
+             AND ($2::text IS NULL OR status = $2)
+             AND ($3::text IS NULL OR labels->>'signal_type' = $3)
+             AND ($4::text IS NULL OR labels->>'severity' = $4)
+             AND ($5::text IS NULL OR labels->>'environment' = $5)
+             AND ($6::bool IS NULL OR is_latest_version = $6)
+           ORDER BY created_at DESC, workflow_id
+           LIMIT $7
+           OFFSET $8"#,
+        f.workflow_name,
+        f.status.map(WorkflowStatus::as_str),
+        f.signal_type,
+        f.severity.map(Severity::as_str),
+        f.environment,
+        f.latest_only,
+        limit,
+        offset,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let total = rows.first().map_or(0, |r| r.total);
+    let data = rows
+        .into_iter()
+        .map(|r| Workflow {
+            workflow_id: r.workflow_id,
+            workflow_name: r.workflow_name,
+            version: r.version,
+            name: r.name,
+            description: r.description,
+            content: r.content,
+            content_hash: r.content_hash,
+            labels: r.labels,
+            status: r.status,
+            is_latest_version: r.is_latest_version,
+            parameters: r.parameters,
+            execution_engine: r.execution_engine,
+            container_image: r.container_image,
+            container_digest: r.container_digest,
+            custom_labels: r.custom_labels,
+            detected_labels: r.detected_labels,
+            disabled_at: r.disabled_at,
+            disabled_by: r.disabled_by,
+            disabled_reason: r.disabled_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok(Json(WorkflowPage {
+        data,
+        limit,
+        offset,
+        total,
+    }))
+}
+
+/// One workflow version by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{workflow_id}",
+    tag = "workflows",
+    params(("workflow_id" = Uuid, Path, description = "The workflow version's id")),
+    responses(
+        (status = 200, description = "The workflow", body = Workflow),
+        (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn get_workflow(
+    State(state): State<AppState>,
+    Path(workflow_id): Path<Uuid>,
+) -> Result<Json<Workflow>> {
+    sqlx::query_as!(
+        Workflow,
+        r#"SELECT workflow_id, workflow_name, version, name, description, content,
+                  content_hash, labels, status, is_latest_version, parameters,
+                  execution_engine, container_image, container_digest, custom_labels,
+                  detected_labels, disabled_at, disabled_by, disabled_reason,
+                  created_at, updated_at
+           FROM remediation_workflow_catalog
+           WHERE workflow_id = $1"#,
+        workflow_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| Error::NotFound(format!("no workflow with id {workflow_id}")))
+}
+
+/// Every version of a workflow, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/by-name/{workflow_name}/versions",
+    tag = "workflows",
+    params(("workflow_name" = String, Path, description = "The workflow's name")),
+    responses(
+        (status = 200, description = "The versions, newest first", body = Vec<Workflow>),
+        (status = 404, description = "No workflow with this name", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn workflow_versions(
+    State(state): State<AppState>,
+    Path(workflow_name): Path<String>,
+) -> Result<Json<Vec<Workflow>>> {
+    let versions = sqlx::query_as!(
+        Workflow,
+        r#"SELECT workflow_id, workflow_name, version, name, description, content,
+                  content_hash, labels, status, is_latest_version, parameters,
+                  execution_engine, container_image, container_digest, custom_labels,
+                  detected_labels, disabled_at, disabled_by, disabled_reason,
+                  created_at, updated_at
+           FROM remediation_workflow_catalog
+           WHERE workflow_name = $1
+           ORDER BY created_at DESC, workflow_id"#,
+        workflow_name
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    if versions.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no workflow named {workflow_name:?}"
+        )));
+    }
+    Ok(Json(versions))
+}
+
+/// The mutable part of a workflow version. Any other field is immutable (400).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct WorkflowUpdate {
+    pub status: Option<WorkflowStatus>,
+    /// Set to null to clear.
+    pub disabled_by: Option<String>,
+    /// Set to null to clear.
+    pub disabled_reason: Option<String>,
+}
+
+/// Parsed PATCH body: which fields were given, and their values (`None` = null).
+#[derive(Debug, Default)]
+struct Patch {
+    status: Option<WorkflowStatus>,
+    disabled_by: Option<Option<String>>,
+    disabled_reason: Option<Option<String>>,
+}
+
+fn parse_patch(body: Value) -> Result<Patch> {
+    let Value::Object(fields) = body else {
+        return Err(Error::validation("the update must be a JSON object"));
+    };
+    if fields.is_empty() {
+        return Err(Error::validation(
+            "the update is empty; it may set status, disabled_by and disabled_reason",
+        ));
+    }
+    let mut patch = Patch::default();
+    let opt_string = |key: &str, v: Value, max: usize| -> Result<Option<String>> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => {
+                validate::text(key, &s, 0, max)?;
+                Ok(Some(s))
+            }
+            other => Err(Error::validation(format!(
+                "{key}: expected a string or null, got {other}"
+            ))),
+        }
+    };
+    for (key, value) in fields {
+        match key.as_str() {
+            "status" => {
+                patch.status = Some(
+                    serde_json::from_value(value)
+                        .map_err(|e| Error::validation(format!("status: {e}")))?,
+                );
+            }
+            "disabled_by" => patch.disabled_by = Some(opt_string("disabled_by", value, 255)?),
+            "disabled_reason" => {
+                patch.disabled_reason = Some(opt_string("disabled_reason", value, 10_000)?);
+            }
+            other => {
+                return Err(Error::validation(format!(
+                    "{other}: immutable field; only status, disabled_by and disabled_reason can be updated"
+                )));
+            }
+        }
+    }
+    Ok(patch)
+}
+
+/// Change a workflow version's lifecycle fields.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workflows/{workflow_id}",
+    tag = "workflows",
+    params(("workflow_id" = Uuid, Path, description = "The workflow version's id")),
+    request_body = WorkflowUpdate,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = Workflow),
+        (status = 400, description = "Immutable field, invalid value or malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Write token required", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn update_workflow(
+    State(state): State<AppState>,
+    Path(workflow_id): Path<Uuid>,
+    Json(body): Json<Value>,
+) -> Result<Json<Workflow>> {
+    let patch = parse_patch(body)?;
+    sqlx::query_as!(
+        Workflow,
+        r#"UPDATE remediation_workflow_catalog
+           SET status = COALESCE($2, status),
+               disabled_at = CASE
+                   WHEN $2::text IS NULL THEN disabled_at
+                   WHEN $2 = 'disabled' THEN COALESCE(disabled_at, now())
+                   ELSE NULL
+               END,
+               disabled_by = CASE WHEN $3 THEN $4 ELSE disabled_by END,
+               disabled_reason = CASE WHEN $5 THEN $6 ELSE disabled_reason END
+           WHERE workflow_id = $1
+           RETURNING workflow_id, workflow_name, version, name, description, content,
+                     content_hash, labels, status, is_latest_version, parameters,
+                     execution_engine, container_image, container_digest, custom_labels,
+                     detected_labels, disabled_at, disabled_by, disabled_reason,
+                     created_at, updated_at"#,
+        workflow_id,
+        patch.status.map(WorkflowStatus::as_str),
+        patch.disabled_by.is_some(),
+        patch.disabled_by.flatten(),
+        patch.disabled_reason.is_some(),
+        patch.disabled_reason.flatten(),
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .map(Json)
+    .ok_or_else(|| Error::NotFound(format!("no workflow with id {workflow_id}")))
+}
+
+/// A label search: hard filters on the five labels, scoring on detected and custom labels.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub signal_type: String,
+    pub severity: Severity,
+    /// `*` matches any component (and a workflow whose component is `*` matches any request).
+    pub component: String,
+    pub environment: String,
+    pub priority: Priority,
+    /// Each label the workflow has with the same value adds 0.5 to the score's numerator;
+    /// each it has with a different value subtracts 1.
+    #[schema(value_type = Option<Object>)]
+    pub detected_labels: Option<Map<String, Value>>,
+    /// Each label the workflow has with the same value (or, for arrays, a shared element)
+    /// adds 0.5.
+    #[schema(value_type = Option<Object>)]
+    pub custom_labels: Option<Map<String, Value>>,
+    /// 1–100, default 10.
+    pub top_k: Option<u32>,
+    /// 0–1, default 0.
+    pub min_score: Option<f64>,
+}
+
+/// A ranked search result.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    /// (5 + boosts − penalties) / 10, clamped to 0–1.
+    pub score: f64,
+    pub workflow_id: Uuid,
+    pub workflow_name: String,
+    pub version: String,
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = WorkflowLabels)]
+    pub labels: Value,
+    #[schema(value_type = Object)]
+    pub custom_labels: Value,
+    #[schema(value_type = Object)]
+    pub detected_labels: Value,
+    pub container_image: Option<String>,
+    pub execution_engine: String,
+}
+
+/// Search results, best first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    pub total_results: usize,
+    pub workflows: Vec<SearchHit>,
+}
+
+const DETECTED_BOOST: f64 = 0.5;
+const DETECTED_PENALTY: f64 = 1.0;
+const CUSTOM_BOOST: f64 = 0.5;
+
+fn custom_matches(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Array(w), Value::Array(h)) => w.iter().any(|x| h.contains(x)),
+        (w, Value::Array(h)) => h.contains(w),
+        (Value::Array(w), h) => w.contains(h),
+        (w, h) => w == h,
+    }
+}
+
+/// The score of one candidate.
+fn score(req: &SearchRequest, detected: &Value, custom: &Value) -> f64 {
+    let mut numerator = 5.0;
+    if let Some(want) = &req.detected_labels {
+        for (key, value) in want {
+            match detected.get(key) {
+                Some(have) if have == value => numerator += DETECTED_BOOST,
+                Some(_) => numerator -= DETECTED_PENALTY,
+                None => {}
+            }
+        }
+    }
+    if let Some(want) = &req.custom_labels {
+        for (key, value) in want {
+            if custom
+                .get(key)
+                .is_some_and(|have| custom_matches(value, have))
+            {
+                numerator += CUSTOM_BOOST;
+            }
+        }
+    }
+    (numerator / 10.0).clamp(0.0, 1.0)
+}
+
+/// Find the active, latest workflows matching a signal, ranked by score.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/search",
+    tag = "workflows",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "Ranked results", body = SearchResults),
+        (status = 400, description = "Invalid search or malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    )
+)]
+pub async fn search_workflows(
+    State(state): State<AppState>,
+    Json(req): Json<SearchRequest>,
+) -> Result<Json<SearchResults>> {
+    validate::text("signal_type", &req.signal_type, 1, 100)?;
+    validate::text("component", &req.component, 1, 100)?;
+    validate::text("environment", &req.environment, 1, 100)?;
+    let top_k = req.top_k.unwrap_or(10);
+    if !(1..=100).contains(&top_k) {
+        return Err(Error::validation(format!(
+            "top_k: must be 1 to 100 (got {top_k})"
+        )));
+    }
+    let min_score = req.min_score.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&min_score) {
+        return Err(Error::validation(format!(
+            "min_score: must be between 0 and 1 (got {min_score})"
+        )));
+    }
+    let candidates = sqlx::query!(
+        r#"SELECT workflow_id, workflow_name, version, name, description, labels,
+                  custom_labels, detected_labels, container_image, execution_engine
+           FROM remediation_workflow_catalog
+           WHERE status = 'active'
+             AND is_latest_version
+             AND labels->>'signal_type' = $1
+             AND labels->>'severity' = $2
+             AND ($3 = '*' OR labels->>'component' IN ($3, '*'))
+             AND labels->>'environment' = $4
+             AND labels->>'priority' = $5"#,
+        req.signal_type,
+        req.severity.as_str(),
+        req.component,
+        req.environment,
+        req.priority.as_str(),
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut hits: Vec<SearchHit> = candidates
+        .into_iter()
+        .map(|c| SearchHit {
+            score: score(&req, &c.detected_labels, &c.custom_labels),
+            workflow_id: c.workflow_id,
+            workflow_name: c.workflow_name,
+            version: c.version,
+            name: c.name,
+            description: c.description,
+            labels: c.labels,
+            custom_labels: c.custom_labels,
+            detected_labels: c.detected_labels,
+            container_image: c.container_image,
+            execution_engine: c.execution_engine,
+        })
+        .filter(|h| h.score >= min_score)
+        .collect();
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.workflow_name.cmp(&b.workflow_name))
+    });
+    hits.truncate(top_k as usize);
+    Ok(Json(SearchResults {
+        total_results: hits.len(),
+        workflows: hits,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(detected: Value, custom: Value) -> SearchRequest {
+        serde_json::from_value(json!({
+            "signal_type": "OOMKilled", "severity": "critical", "component": "*",
+            "environment": "production", "priority": "P0",
+            "detected_labels": detected, "custom_labels": custom,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn scores_boosts_and_penalties() {
+        let req = request(
+            json!({"gitOpsManaged": true, "pdbProtected": true}),
+            json!({"team": "payments"}),
+        );
+        // No labels on the workflow: the base score.
+        assert_eq!(score(&req, &json!({}), &json!({})), 0.5);
+        // One detected match, one detected conflict, one custom match: (5 + 0.5 - 1 + 0.5) / 10.
+        let s = score(
+            &req,
+            &json!({"gitOpsManaged": true, "pdbProtected": false}),
+            &json!({"team": ["payments", "core"]}),
+        );
+        assert!((s - 0.5).abs() < 1e-9, "{s}");
+        let s = score(
+            &req,
+            &json!({"gitOpsManaged": true, "pdbProtected": true}),
+            &json!({"team": "payments"}),
+        );
+        assert!((s - 0.65).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
+    fn patch_allows_only_lifecycle_fields() {
+        let p = parse_patch(json!({"status": "disabled", "disabled_reason": null})).unwrap();
+        assert_eq!(p.status, Some(WorkflowStatus::Disabled));
+        assert_eq!(p.disabled_reason, Some(None));
+        assert_eq!(p.disabled_by, None);
+        let err = parse_patch(json!({"content": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("content: immutable field"), "{err}");
+        assert!(parse_patch(json!({})).is_err());
+        assert!(parse_patch(json!([])).is_err());
+        assert!(parse_patch(json!({"status": "gone"})).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Roles (owner migrates, app does DML only) and the write token.
+
+use reqwest::Url;
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::{event, reply, spawn_app_with, spawn_on, workflow};
+
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let mut url = Url::parse(url).unwrap();
+    url.set_username(user).unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+#[tokio::test]
+async fn app_role_can_write_rows_but_not_change_the_schema() {
+    let db = test_db::empty_database()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Roles are cluster-wide: unique names per run.
+    let suffix = std::process::id();
+    let roles = datastorage::roles::Roles {
+        owner: format!("ds_owner_{suffix}"),
+        owner_password: "owner-secret".into(),
+        app: format!("ds_app_{suffix}"),
+        app_password: "app-secret".into(),
+    };
+    datastorage::roles::setup(db.url(), &roles).await.unwrap();
+    // Idempotent.
+    datastorage::roles::setup(db.url(), &roles).await.unwrap();
+
+    let owner_url = with_user(db.url(), &roles.owner, &roles.owner_password);
+    let app_url = with_user(db.url(), &roles.app, &roles.app_password);
+    let applied = datastorage::db::migrate(&owner_url).await.unwrap();
+    assert_eq!(applied.len(), datastorage::MIGRATOR.iter().count());
+
+    let mut app_conn = PgConnection::connect(&app_url).await.unwrap();
+    for ddl in [
+        "CREATE TABLE sneaky (id int)",
+        "DROP TABLE audit_events",
+        "ALTER TABLE audit_events ADD COLUMN sneaky int",
+        "TRUNCATE audit_events",
+        "CREATE INDEX sneaky ON notification_audit (recipient)",
+        "DELETE FROM _sqlx_migrations WHERE false; DROP TABLE _sqlx_migrations",
+    ] {
+        let err = sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut app_conn)
+            .await
+            .expect_err(ddl);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert!(
+            matches!(code.as_deref(), Some("42501")),
+            "{ddl}: expected permission denied, got {err}"
+        );
+    }
+
+    // The service, connected as the app role, works.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect(&app_url)
+        .await
+        .unwrap();
+    let app = spawn_on(Some(db), pool, |s| s).await;
+    assert_eq!(
+        app.post("/api/v1/audit/events", &event("roles"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/workflows", &workflow("roles", "1"))
+            .await
+            .status,
+        201
+    );
+    let notification = json!({
+        "remediation_id": "r", "notification_id": "n", "recipient": "x", "channel": "email",
+        "message_summary": "m", "status": "sent", "sent_at": "2026-11-25T10:00:00Z",
+    });
+    assert_eq!(
+        app.post("/api/v1/audit/notifications", &notification)
+            .await
+            .status,
+        201
+    );
+    let owner: String = sqlx::query_scalar(
+        "SELECT tableowner::text FROM pg_tables WHERE tablename = 'audit_events'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(owner, roles.owner);
+}
+
+#[tokio::test]
+async fn write_token_guards_writes_only() {
+    let app = spawn_app_with(|s| s.with_write_token(Some("s3cret-token".into()))).await;
+    let url = app.url("/api/v1/audit/events");
+    let body = event("token");
+
+    let none = reply(app.client.post(&url).json(&body).send().await.unwrap()).await;
+    none.problem(401);
+    let wrong = reply(
+        app.client
+            .post(&url)
+            .bearer_auth("s3cret-tokeN")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    wrong.problem(401);
+    let scheme = reply(
+        app.client
+            .post(&url)
+            .header("authorization", "Basic s3cret-token")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    scheme.problem(401);
+    assert_eq!(app.count("audit_events").await, 0);
+
+    let ok = reply(
+        app.client
+            .post(&url)
+            .bearer_auth("s3cret-token")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+    // Reads and search need no token.
+    assert_eq!(app.get("/api/v1/audit/events").await.status, 200);
+    let search = json!({"signal_type": "OOMKilled", "severity": "critical", "component": "*",
+                        "environment": "production", "priority": "P0"});
+    assert_eq!(
+        app.post("/api/v1/workflows/search", &search).await.status,
+        200
+    );
+    // Every write endpoint is guarded.
+    app.post("/api/v1/workflows", &workflow("t", "1"))
+        .await
+        .problem(401);
+    app.post("/api/v1/audit/events/batch", &json!([event("t")]))
+        .await
+        .problem(401);
+    app.patch(
+        "/api/v1/workflows/6f1c1a2e-8f57-4a39-9a51-0c1f9f0b7c11",
+        &json!({"status": "active"}),
+    )
+    .await
+    .problem(401);
+}
