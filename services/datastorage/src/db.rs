@@ -31,10 +31,15 @@ pub fn connect_options(url: &str, statement_timeout: Duration) -> anyhow::Result
 
 /// A lazily connecting pool: the service starts (and reports not-ready) while the database is
 /// down, and recovers by itself when it comes back.
+///
+/// Connections are not pinged before each use (that would double the round trips of a write);
+/// a connection broken by a database restart fails its next query, which is answered with 503,
+/// and is then discarded.
 pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
         .connect_lazy_with(options)
 }
 
