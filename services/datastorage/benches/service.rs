@@ -4,7 +4,7 @@
 //! - single-event POST throughput vs pgbench running the same INSERT at the same concurrency;
 //! - p50/p99 of a correlation_id query and of a 1-hour time-range query over N events (HTTP).
 //!
-//! `cargo bench -p datastorage --bench service -- [--events 1000000] [--seconds 10]`
+//! `cargo bench -p datastorage --bench service -- [batch|single|queries …] [--events 1000000] [--seconds 10]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,18 +24,34 @@ struct Args {
     /// Events ingested by the batch benchmark (and copied by its baseline).
     #[arg(long, default_value_t = 50_000)]
     batch_events: usize,
-    /// Duration of each throughput run.
-    #[arg(long, default_value_t = 10)]
+    /// Duration of each round of the single-event benchmark (and of pgbench's).
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Interleaved rounds of the single-event benchmark and pgbench.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrent clients of the single-event run (and pgbench's).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Event writer tasks of the service (`--event-writers`).
+    #[arg(long, default_value_t = datastorage::AppState::EVENT_WRITERS)]
+    event_writers: usize,
     /// Queries per query benchmark.
     #[arg(long, default_value_t = 2000)]
     queries: usize,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
+    /// Run only these benchmarks (default: all).
+    #[arg(value_enum)]
+    only: Vec<Which>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    Batch,
+    Single,
+    Queries,
 }
 
 fn event(i: usize, ts: DateTime<Utc>) -> Value {
@@ -74,18 +90,31 @@ async fn truncate(url: &str) {
     }
 }
 
-async fn start_service(url: &str, pool_size: u32) -> (String, tokio::sync::oneshot::Sender<()>) {
+async fn start_service(
+    url: &str,
+    pool_size: u32,
+    event_writers: usize,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    // Configured as `datastorage` configures itself: a pool for writes and lookups, one for the
+    // filtered queries.
     let options = datastorage::db::connect_options(url, Duration::from_secs(30)).unwrap();
-    let pool = datastorage::db::pool(options, pool_size, Duration::from_secs(5));
+    let pool = datastorage::db::pool(options.clone(), pool_size, Duration::from_secs(5));
+    let query_pool = datastorage::db::pool(
+        datastorage::db::planned_per_execution(options),
+        8,
+        Duration::from_secs(5),
+    );
     let state = datastorage::AppState {
         body_limit: 64 * 1024 * 1024,
         ..datastorage::AppState::new(pool)
-    };
+    }
+    .with_query_pool(query_pool)
+    .with_event_writers(event_writers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        axum::serve(listener, datastorage::app(state))
+        datastorage::serve(listener, datastorage::app(state))
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
@@ -93,6 +122,54 @@ async fn start_service(url: &str, pool_size: u32) -> (String, tokio::sync::onesh
             .unwrap();
     });
     (base, tx)
+}
+
+/// One keep-alive HTTP/1.1 connection posting single events as fast as the service answers.
+///
+/// A bare hyper connection with the body rendered by `format!`: the load generator should cost
+/// about what pgbench's client costs, so that the comparison measures the service.
+/// Returns when each request finished and how long it took.
+async fn post_events(
+    base: String,
+    worker: usize,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) -> Vec<(Instant, Duration)> {
+    use http_body_util::{BodyExt, Full};
+    let authority = base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut i = worker * 100_000_000;
+    let mut latencies = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let body = format!(
+            r#"{{"version":"1.0","event_type":"bench.type.{}","event_timestamp":"{}","event_category":"gateway","event_action":"received","event_outcome":"success","correlation_id":"bench-{}","event_data":{{"i":{i},"pod":"api-7d9f","namespace":"payments"}}}}"#,
+            i % 20,
+            Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            i / 10,
+        );
+        let request = hyper::Request::post("/api/v1/audit/events")
+            .header(hyper::header::HOST, &authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(hyper::body::Bytes::from(body)))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let sent = Instant::now();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let finished = Instant::now();
+        latencies.push((finished, finished - sent));
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    latencies
 }
 
 /// Batch ingest over HTTP vs COPY of the same rows.
@@ -167,46 +244,105 @@ async fn batch_vs_copy(url: &str, base: &str, n: usize) -> Row {
     }
 }
 
-/// Single-event POSTs at a fixed concurrency vs pgbench running the same INSERT.
+/// Single-event POSTs at a fixed concurrency vs pgbench running the same INSERT, in `rounds`
+/// interleaved rounds (the machine's drift hits both sides alike); the medians are compared.
 async fn single_vs_pgbench(
     cluster: &Cluster,
     url: &str,
     base: &str,
     seconds: u64,
     concurrency: usize,
+    rounds: usize,
 ) -> Row {
+    let mut http = Vec::new();
+    let mut pgbench = Vec::new();
+    let mut latencies = Vec::new();
+    let (mut batches, mut batched) = (0.0, 0.0);
+    for round in 1..=rounds {
+        truncate(url).await;
+        let before = batch_metrics();
+        let (rate, mut l) = http_round(base, seconds, concurrency).await;
+        let after = batch_metrics();
+        batches += after.0 - before.0;
+        batched += after.1 - before.1;
+        truncate(url).await;
+        let (tps, pgbench_latency) = pgbench_round(cluster, url, seconds, concurrency);
+        eprintln!(
+            "round {round}/{rounds}: service {rate:.0} events/s, pgbench {tps:.0} tps ({pgbench_latency})"
+        );
+        http.push(rate);
+        pgbench.push(tps);
+        latencies.append(&mut l);
+    }
     truncate(url).await;
-    let client = reqwest::Client::new();
+    latencies.sort();
+    let mean = latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32;
+    let (http, tps) = (median(&mut http), median(&mut pgbench));
+    Row {
+        label: format!(
+            "single-event POST, {concurrency} clients, median of {rounds} × {seconds} s rounds (events/s)"
+        ),
+        value: format!(
+            "{http:.0} (latency mean {:.2} ms, p99 {:.2} ms; {:.1} events per INSERT)",
+            mean.as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            batched / batches.max(1.0),
+        ),
+        baseline: format!("pgbench same INSERT: {tps:.0}"),
+        ratio: format!("{:.0} %", 100.0 * http / tps),
+        goal: "≥ 70 %",
+    }
+}
+
+/// INSERTs of single events and the events they stored so far, from the service's metrics.
+fn batch_metrics() -> (f64, f64) {
+    let text = datastorage::http::metrics_handle().render();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("datastorage_audit_insert_batch_events_count "),
+        value("datastorage_audit_insert_batch_events_sum "),
+    )
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One HTTP round: events/s after a second of warm-up, and each request's latency.
+async fn http_round(base: &str, seconds: u64, concurrency: usize) -> (f64, Vec<Duration>) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let (client, stop, done) = (client.clone(), stop.clone(), done.clone());
-        let url = format!("{base}/api/v1/audit/events");
-        tasks.push(tokio::spawn(async move {
-            let mut i = w * 1_000_000;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let r = client
-                    .post(&url)
-                    .json(&event(i, Utc::now()))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201);
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|w| tokio::spawn(post_events(base.to_owned(), w, stop.clone(), done.clone())))
+        .collect();
+    // Like pgbench's figure, the rate leaves out connecting: the first second warms up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (warm, start) = (done.load(Ordering::Relaxed), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (finished, elapsed) = (done.load(Ordering::Relaxed), start.elapsed());
     stop.store(true, Ordering::Relaxed);
-    let elapsed_count = done.load(Ordering::Relaxed);
+    let mut latencies = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        latencies.extend(
+            t.await
+                .unwrap()
+                .into_iter()
+                .filter(|(at, _)| *at >= start && *at <= start + elapsed)
+                .map(|(_, latency)| latency),
+        );
     }
-    let http_rate = elapsed_count as f64 / seconds as f64;
-    truncate(url).await;
+    let rate = (finished - warm) as f64 / elapsed.as_secs_f64();
+    (rate, latencies)
+}
 
+/// One pgbench round of the INSERT the service runs: tps and pgbench's mean latency.
+fn pgbench_round(cluster: &Cluster, url: &str, seconds: u64, concurrency: usize) -> (f64, String) {
     let script = std::env::temp_dir().join(format!("ds-bench-{}.sql", std::process::id()));
     std::fs::write(
         &script,
@@ -242,20 +378,17 @@ async fn single_vs_pgbench(
         "pgbench: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let latency = text
+        .lines()
+        .find_map(|l| l.strip_prefix("latency average = "))
+        .map_or_else(|| "?".to_owned(), |l| format!("latency mean {l}"));
     let tps: f64 = text
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("pgbench tps line");
-    truncate(url).await;
-    Row {
-        label: format!("single-event POST, {concurrency} clients, {seconds} s (events/s)"),
-        value: format!("{http_rate:.0}"),
-        baseline: format!("pgbench same INSERT: {tps:.0}"),
-        ratio: format!("{:.0} %", 100.0 * http_rate / tps),
-        goal: "≥ 70 %",
-    }
+    (tps, latency)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -350,15 +483,33 @@ async fn main() {
         .expect("embedded PostgreSQL");
     let url = cluster.create_database("bench").unwrap();
     datastorage::db::migrate(&url).await.unwrap();
-    let (base, stop) = start_service(&url, args.concurrency as u32).await;
+    let (base, stop) = start_service(&url, args.concurrency as u32, args.event_writers).await;
     eprintln!(
         "PostgreSQL {} (embedded); service at {base}",
         cluster.binaries().version()
     );
 
-    let mut rows = vec![batch_vs_copy(&url, &base, args.batch_events).await];
-    rows.push(single_vs_pgbench(&cluster, &url, &base, args.seconds, args.concurrency).await);
-    rows.extend(queries(&url, &base, args.events, args.queries).await);
+    let runs = |which| args.only.is_empty() || args.only.contains(&which);
+    let mut rows = Vec::new();
+    if runs(Which::Batch) {
+        rows.push(batch_vs_copy(&url, &base, args.batch_events).await);
+    }
+    if runs(Which::Single) {
+        rows.push(
+            single_vs_pgbench(
+                &cluster,
+                &url,
+                &base,
+                args.seconds,
+                args.concurrency,
+                args.rounds.max(1),
+            )
+            .await,
+        );
+    }
+    if runs(Which::Queries) {
+        rows.extend(queries(&url, &base, args.events, args.queries).await);
+    }
     let _ = stop.send(());
 
     println!("| benchmark | service | baseline (same run) | service / baseline | goal |");

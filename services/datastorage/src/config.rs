@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 
 /// DataStorage: audit events, notification audit and the remediation-workflow catalog.
 #[derive(Debug, Clone, Parser)]
@@ -20,10 +21,16 @@ pub struct Config {
     #[arg(long, env = "DATASTORAGE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Maximum number of pooled database connections.
+    /// Maximum number of pooled database connections for writes and lookups by id.
     #[arg(long, env = "DATASTORAGE_POOL_SIZE", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
+
+    /// Maximum number of pooled database connections for the filtered queries (event and
+    /// workflow listings, workflow search), which are planned for their values on every call.
+    #[arg(long, env = "DATASTORAGE_QUERY_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub query_pool_size: u32,
 
     /// How long a request may wait for a database connection before it gets a 503.
     #[arg(long, env = "DATASTORAGE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -40,6 +47,12 @@ pub struct Config {
     /// File holding the bearer token that write endpoints require. Without it, writes are open.
     #[arg(long, env = "DATASTORAGE_WRITE_TOKEN_FILE")]
     pub write_token_file: Option<PathBuf>,
+
+    /// Tasks writing single audit events. Events posted while a write is under way are stored
+    /// together by the next one (up to 64 per INSERT), each acknowledged after its commit.
+    #[arg(long, env = "DATASTORAGE_EVENT_WRITERS", default_value_t = crate::AppState::EVENT_WRITERS,
+          value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
+    pub event_writers: usize,
 
     /// Apply the embedded v1.0 migrations before serving (under sqlx's advisory lock).
     #[arg(long, env = "DATASTORAGE_MIGRATE")]

@@ -10,23 +10,32 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::MIGRATOR;
 
-/// Connection options every service connection uses.
+/// Connection options every service connection uses: its name in `pg_stat_activity` and a
+/// statement timeout.
 ///
-/// `plan_cache_mode = force_custom_plan`: the query endpoints use optional filters
-/// (`$1 IS NULL OR col = $1`); a custom plan per execution folds them away and keeps
-/// partition pruning and index use, where a cached generic plan would not.
+/// Prepared statements are planned the PostgreSQL way: generically once they have run a few
+/// times. That is right for writes and lookups by key; the filter queries get their own pool
+/// with [`planned_per_execution`].
 pub fn connect_options(url: &str, statement_timeout: Duration) -> anyhow::Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
         .application_name("datastorage")
-        .options([
-            ("plan_cache_mode", "force_custom_plan".to_owned()),
-            (
-                "statement_timeout",
-                format!("{}ms", statement_timeout.as_millis()),
-            ),
-        ]);
+        .options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        )]);
     Ok(options)
+}
+
+/// The same options with `plan_cache_mode = force_custom_plan`, for the pool of the filter
+/// queries.
+///
+/// Those queries take optional filters (`$1 IS NULL OR col = $1`). A plan made for the actual
+/// values folds the absent filters away and keeps partition pruning and index use; a cached
+/// generic plan would not. Writes do not need it, and planning every INSERT again costs them
+/// about a fifth of their throughput, so they keep PostgreSQL's default.
+pub fn planned_per_execution(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("plan_cache_mode", "force_custom_plan")])
 }
 
 /// A lazily connecting pool: the service starts (and reports not-ready) while the database is

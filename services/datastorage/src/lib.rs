@@ -13,13 +13,29 @@ pub mod roles;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use axum::Router;
+use axum::serve::{ListenerExt as _, Serve, TapIo};
+use tokio::net::{TcpListener, TcpStream};
 
 pub use config::Config;
 pub use http::{AppState, app, openapi};
 
 /// The v1.0 schema's migrations, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations-v1.0");
+
+/// What [`serve`] returns: await it, or add `with_graceful_shutdown` first.
+pub type Server = Serve<TapIo<TcpListener, fn(&mut TcpStream)>, Router, Router>;
+
+/// `axum::serve` with `TCP_NODELAY` on every accepted connection: a response leaves at once
+/// instead of waiting for the client to acknowledge the previous segment.
+pub fn serve(listener: TcpListener, router: Router) -> Server {
+    fn no_delay(stream: &mut TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    }
+    axum::serve(listener.tap_io(no_delay as fn(&mut TcpStream)), router)
+}
 
 /// Run the service until SIGTERM or SIGINT: migrate if asked, then serve.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -42,7 +58,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .saturating_sub(Duration::from_millis(500))
         .max(Duration::from_secs(1));
     let options = db::connect_options(&config.database_url, statement_timeout)?;
-    let pool = db::pool(options, config.pool_size, config.acquire_timeout);
+    let pool = db::pool(options.clone(), config.pool_size, config.acquire_timeout);
+    let query_pool = db::pool(
+        db::planned_per_execution(options),
+        config.query_pool_size,
+        config.acquire_timeout,
+    );
     if let Err(e) = sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
         .fetch_one(&pool)
         .await
@@ -54,6 +75,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         request_timeout: config.request_timeout,
         ..AppState::new(pool.clone())
     }
+    .with_query_pool(query_pool.clone())
+    .with_event_writers(config.event_writers)
     .with_write_token(write_token);
 
     let listener = TcpListener::bind(config.listen)
@@ -65,7 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{address}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = serve(listener, app(state)).with_graceful_shutdown(async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|stop| *stop).await;
     });
@@ -78,7 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Ok(result) => result.context("server task failed")??,
         Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
-    pool.close().await;
+    tokio::join!(pool.close(), query_pool.close());
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! Database and internal errors are logged with `tracing` and answered with a generic problem;
 //! their text never reaches the client.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +35,49 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
 }
+
+/// Problems any endpoint that reads the database can answer: 500 and 503.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum ServerProblems {
+    #[response(
+        status = 500,
+        description = "Internal error",
+        content_type = "application/problem+json"
+    )]
+    Internal(Problem),
+    #[response(
+        status = 503,
+        description = "Database unavailable",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
+/// Problems of an endpoint that takes a JSON body: 413 and 415.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum BodyProblems {
+    #[response(
+        status = 413,
+        description = "Body too large",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 415,
+        description = "Not JSON",
+        content_type = "application/problem+json"
+    )]
+    NotJson(Problem),
+}
+
+/// The problem of a write endpoint when a write token is configured: 401.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "Write token required",
+    content_type = "application/problem+json"
+)]
+pub struct TokenProblem(pub Problem);
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -220,7 +264,10 @@ impl From<PathRejection> for Error {
     }
 }
 
-/// `axum::Json` whose rejections are problems.
+/// `axum::Json` whose rejections are problems, and which refuses the NUL character.
+///
+/// JSON may carry `\u0000` in a string, but PostgreSQL `text` and `jsonb` cannot store it; such
+/// a body is a 400 naming where it is, rather than a database error.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -231,10 +278,56 @@ where
 {
     type Rejection = Error;
 
+    /// axum's own steps and rejections: content type, body (within the body limit), JSON.
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(req.headers()) {
+            return Err(Error::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "Expected request with `Content-Type: application/json`".to_owned(),
+            });
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::from(JsonRejection::from(e)))?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        if let Some(at) = escaped_nul(&bytes) {
+            return Err(Error::validation(format!(
+                "the body holds a NUL character (\\u0000 at byte {at}), which PostgreSQL cannot store"
+            )));
+        }
         Ok(Self(value))
     }
+}
+
+/// `application/json` or any `application/*+json`, as `axum::Json` accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
+}
+
+/// Byte offset of the first `\u0000` escape in a JSON text (one not itself escaped, as in
+/// `\\u0000`).
+fn escaped_nul(json: &[u8]) -> Option<usize> {
+    const NUL: &[u8] = b"\\u0000";
+    let mut from = 0;
+    while let Some(i) = json[from..]
+        .windows(NUL.len())
+        .position(|w| w == NUL)
+        .map(|i| from + i)
+    {
+        let backslashes_before = json[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes_before % 2 == 0 {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -252,3 +345,18 @@ pub struct Query<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Error))]
 pub struct Path<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::escaped_nul;
+
+    #[test]
+    fn finds_nul_escapes_but_not_escaped_backslashes() {
+        assert_eq!(escaped_nul(br#"{"a":"x\u0000"}"#), Some(7));
+        assert_eq!(escaped_nul(br#"{"a\u0000":1}"#), Some(3));
+        assert_eq!(escaped_nul(br#"{"a":"\\\u0000"}"#), Some(8));
+        assert_eq!(escaped_nul(br#"{"a":"\\u0000"}"#), None);
+        assert_eq!(escaped_nul(br#"{"a":"\\\\u0000 \u0001"}"#), None);
+        assert_eq!(escaped_nul(br#"{"a":"u0000"}"#), None);
+    }
+}

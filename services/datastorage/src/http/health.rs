@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{Error, Json, Problem, Result};
+use super::error::{Error, Json, PROBLEM_JSON, Problem, Result};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,7 +47,7 @@ pub async fn live() -> Json<Health> {
     tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable", body = Problem, content_type = PROBLEM_JSON),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>> {
@@ -72,8 +72,12 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>> {
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    metrics::gauge!("datastorage_db_pool_connections").set(f64::from(state.pool.size()));
-    metrics::gauge!("datastorage_db_pool_idle_connections").set(state.pool.num_idle() as f64);
+    for (name, pool) in [("writes", &state.pool), ("queries", &state.query_pool)] {
+        metrics::gauge!("datastorage_db_pool_connections", "pool" => name)
+            .set(f64::from(pool.size()));
+        metrics::gauge!("datastorage_db_pool_idle_connections", "pool" => name)
+            .set(pool.num_idle() as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -31,7 +31,13 @@ use error::{Error, PROBLEM_JSON};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Writes and lookups by id.
     pub pool: PgPool,
+    /// Filtered queries, planned for their values on every call
+    /// ([`crate::db::planned_per_execution`]). May be the same pool as `pool`.
+    pub query_pool: PgPool,
+    /// Writer tasks of single audit events (on `pool`), which coalesce concurrent events.
+    pub events: audit::EventWriter,
     /// Bearer token required by write endpoints, when configured.
     pub write_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
@@ -45,6 +51,8 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("pool", &self.pool)
+            .field("query_pool", &self.query_pool)
+            .field("events", &self.events)
             .field(
                 "write_token",
                 &self.write_token.as_ref().map(|_| "<redacted>"),
@@ -56,15 +64,33 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State with defaults for everything but the pool (8 MiB bodies, 30 s per request, no token).
+    /// Default number of event writer tasks (concurrent INSERTs of single events).
+    pub const EVENT_WRITERS: usize = 2;
+
+    /// State with defaults for everything but the pool (8 MiB bodies, 30 s per request, no token,
+    /// [`AppState::EVENT_WRITERS`] event writers). The one pool serves writes and queries alike;
+    /// [`AppState::with_query_pool`] separates them.
     pub fn new(pool: PgPool) -> Self {
         Self {
+            query_pool: pool.clone(),
+            events: audit::EventWriter::new(pool.clone(), Self::EVENT_WRITERS),
             pool,
             write_token: None,
             metrics: metrics_handle(),
             body_limit: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Replace the event writers with `writers` tasks on the write pool.
+    pub fn with_event_writers(mut self, writers: usize) -> Self {
+        self.events = audit::EventWriter::new(self.pool.clone(), writers);
+        self
+    }
+
+    pub fn with_query_pool(mut self, pool: PgPool) -> Self {
+        self.query_pool = pool;
+        self
     }
 
     pub fn with_write_token(mut self, token: Option<String>) -> Self {
@@ -164,6 +190,7 @@ pub fn app(state: AppState) -> Router {
     router
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(TimeoutLayer::with_status_code(
@@ -211,8 +238,17 @@ async fn require_write_token(
     }
 }
 
-/// Request count and latency per route and status.
+/// Request count and latency per route and status, and the number of requests in flight.
 async fn record_metrics(request: Request, next: Next) -> Response {
+    /// Counts a request as in flight until it is answered or dropped.
+    struct InFlight(metrics::Gauge);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    let in_flight = InFlight(metrics::gauge!("datastorage_http_requests_in_flight"));
+    in_flight.0.increment(1.0);
     let start = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -226,6 +262,20 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::histogram!("datastorage_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// A NUL character (`%00`) in the path or query would reach PostgreSQL, which cannot store or
+/// compare it: a 400 problem instead. (`%` only ever starts an escape in a valid URI.)
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let nul = |s: &str| s.contains("%00");
+    if nul(uri.path()) || uri.query().is_some_and(nul) {
+        return Error::validation(
+            "the URL holds a NUL character (%00), which PostgreSQL cannot store",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Errors produced outside the handlers (405, timeouts, …) become problems too.

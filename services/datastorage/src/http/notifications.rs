@@ -9,7 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{Error, Json, Path, Problem, Result};
+use super::error::{
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Result, ServerProblems, TokenProblem,
+};
 use super::validate;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -89,13 +91,11 @@ pub struct Notification {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Stored", body = Notification),
-        (status = 400, description = "Invalid record or malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Write token required", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A record with this notification_id exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid record or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
+        TokenProblem,
+        (status = 409, description = "A record with this notification_id exists", body = Problem, content_type = PROBLEM_JSON),
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn create_notification(
@@ -159,9 +159,8 @@ pub async fn create_notification(
     params(("notification_id" = String, Path, description = "The notification's id")),
     responses(
         (status = 200, description = "The record", body = Notification),
-        (status = 404, description = "No such record", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such record", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn get_notification(

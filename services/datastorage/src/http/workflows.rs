@@ -12,7 +12,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{Error, Json, Path, Problem, Query, Result};
+use super::error::{
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
+    TokenProblem,
+};
 use super::validate;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -184,8 +187,6 @@ pub struct Workflow {
     pub updated_at: DateTime<Utc>,
 }
 
-const PROBLEM: &str = "application/problem+json";
-
 /// Create a workflow version; it becomes the latest version of its workflow_name.
 #[utoipa::path(
     post,
@@ -195,13 +196,11 @@ const PROBLEM: &str = "application/problem+json";
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Created; older versions are no longer latest", body = Workflow),
-        (status = 400, description = "Invalid workflow or malformed JSON", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Write token required", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "This workflow_name and version exist", body = Problem, content_type = PROBLEM),
-        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
-        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Invalid workflow or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
+        TokenProblem,
+        (status = 409, description = "This workflow_name and version exist", body = Problem, content_type = PROBLEM_JSON),
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn create_workflow(
@@ -316,9 +315,8 @@ pub struct WorkflowPage {
     params(WorkflowFilter),
     responses(
         (status = 200, description = "One page of workflows", body = WorkflowPage),
-        (status = 400, description = "Invalid filter", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Invalid filter", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn list_workflows(
@@ -337,13 +335,17 @@ pub async fn list_workflows(
             "offset: must not be negative (got {offset})"
         )));
     }
-    let rows = sqlx::query!(
+    let status = f.status.map(WorkflowStatus::as_str);
+    let severity = f.severity.map(Severity::as_str);
+    // The page and the number of all matches (which a window count over the page would miss
+    // once the offset passes the last match), on two connections at once.
+    let page = sqlx::query_as!(
+        Workflow,
         r#"SELECT workflow_id, workflow_name, version, name, description, content,
                   content_hash, labels, status, is_latest_version, parameters,
                   execution_engine, container_image, container_digest, custom_labels,
                   detected_labels, disabled_at, disabled_by, disabled_reason,
-                  created_at, updated_at,
-                  count(*) OVER () AS "total!"
+                  created_at, updated_at
            FROM remediation_workflow_catalog
            WHERE ($1::text IS NULL OR workflow_name = $1)
              AND ($2::text IS NULL OR status = $2)
@@ -355,43 +357,33 @@ pub async fn list_workflows(
            LIMIT $7
            OFFSET $8"#,
         f.workflow_name,
-        f.status.map(WorkflowStatus::as_str),
+        status,
         f.signal_type,
-        f.severity.map(Severity::as_str),
+        severity,
         f.environment,
         f.latest_only,
         limit,
         offset,
     )
-    .fetch_all(&state.pool)
-    .await?;
-    let total = rows.first().map_or(0, |r| r.total);
-    let data = rows
-        .into_iter()
-        .map(|r| Workflow {
-            workflow_id: r.workflow_id,
-            workflow_name: r.workflow_name,
-            version: r.version,
-            name: r.name,
-            description: r.description,
-            content: r.content,
-            content_hash: r.content_hash,
-            labels: r.labels,
-            status: r.status,
-            is_latest_version: r.is_latest_version,
-            parameters: r.parameters,
-            execution_engine: r.execution_engine,
-            container_image: r.container_image,
-            container_digest: r.container_digest,
-            custom_labels: r.custom_labels,
-            detected_labels: r.detected_labels,
-            disabled_at: r.disabled_at,
-            disabled_by: r.disabled_by,
-            disabled_reason: r.disabled_reason,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect();
+    .fetch_all(&state.query_pool);
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "total!"
+           FROM remediation_workflow_catalog
+           WHERE ($1::text IS NULL OR workflow_name = $1)
+             AND ($2::text IS NULL OR status = $2)
+             AND ($3::text IS NULL OR labels->>'signal_type' = $3)
+             AND ($4::text IS NULL OR labels->>'severity' = $4)
+             AND ($5::text IS NULL OR labels->>'environment' = $5)
+             AND ($6::bool IS NULL OR is_latest_version = $6)"#,
+        f.workflow_name,
+        status,
+        f.signal_type,
+        severity,
+        f.environment,
+        f.latest_only,
+    )
+    .fetch_one(&state.query_pool);
+    let (data, total) = tokio::try_join!(page, total)?;
     Ok(Json(WorkflowPage {
         data,
         limit,
@@ -408,10 +400,9 @@ pub async fn list_workflows(
     params(("workflow_id" = Uuid, Path, description = "The workflow version's id")),
     responses(
         (status = 200, description = "The workflow", body = Workflow),
-        (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn get_workflow(
@@ -443,9 +434,8 @@ pub async fn get_workflow(
     params(("workflow_name" = String, Path, description = "The workflow's name")),
     responses(
         (status = 200, description = "The versions, newest first", body = Vec<Workflow>),
-        (status = 404, description = "No workflow with this name", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No workflow with this name", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn workflow_versions(
@@ -546,13 +536,11 @@ fn parse_patch(body: Value) -> Result<Patch> {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = Workflow),
-        (status = 400, description = "Immutable field, invalid value or malformed JSON", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "Write token required", body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM),
-        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
-        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Immutable field, invalid value or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
+        TokenProblem,
+        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM_JSON),
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn update_workflow(
@@ -688,11 +676,9 @@ fn score(req: &SearchRequest, detected: &Value, custom: &Value) -> f64 {
     request_body = SearchRequest,
     responses(
         (status = 200, description = "Ranked results", body = SearchResults),
-        (status = 400, description = "Invalid search or malformed JSON", body = Problem, content_type = PROBLEM),
-        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
-        (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
-        (status = 500, description = "Internal error", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Invalid search or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn search_workflows(
@@ -731,7 +717,7 @@ pub async fn search_workflows(
         req.environment,
         req.priority.as_str(),
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&state.query_pool)
     .await?;
     let mut hits: Vec<SearchHit> = candidates
         .into_iter()

@@ -1,10 +1,11 @@
 //! Audit events over HTTP: writes, defaults, validation, batches, queries and pagination.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ago, event, spawn_app};
+use crate::helpers::{ago, event, reply, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn single_event_is_stored_with_defaults() {
@@ -130,6 +131,67 @@ async fn parent_event_must_exist() {
         parent_date.is_some(),
         "the parent's partition date is recorded"
     );
+}
+
+/// Single events that arrive together are written by one INSERT. When the database refuses one
+/// of them, that request fails alone: every other one is stored and acknowledged.
+#[tokio::test]
+async fn coalesced_single_events_fail_alone() {
+    let app = spawn_app_with(|s| s.with_event_writers(1)).await;
+    // A rule of this test's database only, so that the database itself refuses one event.
+    sqlx::raw_sql(
+        "ALTER TABLE audit_events ADD CONSTRAINT test_refuses_poison CHECK (event_type <> 'poison')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Hold INSERTs back so that the events queue up behind the first one.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE audit_events IN SHARE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let post = |body: serde_json::Value| {
+        let request = app.client.post(app.url("/api/v1/audit/events")).json(&body);
+        tokio::spawn(async move { reply(request.send().await.unwrap()).await })
+    };
+    let mut good = vec![post(event("coalesce-0"))];
+    // The writer is now stuck on the lock with that first event.
+    let mut waited = 0;
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+           AND query LIKE 'INSERT INTO audit_events%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+        == 0
+    {
+        waited += 1;
+        assert!(waited < 500, "the first INSERT never waited for the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    good.extend((1..10).map(|i| post(event(&format!("coalesce-{i}")))));
+    let mut poison = event("coalesce-poison");
+    poison["event_type"] = json!("poison");
+    let poison = post(poison);
+    good.extend((10..15).map(|i| post(event(&format!("coalesce-{i}")))));
+    tokio::time::sleep(Duration::from_millis(300)).await; // all queued behind the first
+    blocker.rollback().await.unwrap();
+
+    for reply in good {
+        let reply = reply.await.unwrap();
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    poison.await.unwrap().problem(500);
+    assert_eq!(app.count("audit_events").await, 15);
+    let poisoned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE event_type = 'poison'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(poisoned, 0);
 }
 
 #[tokio::test]

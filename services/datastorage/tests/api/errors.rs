@@ -1,5 +1,7 @@
 //! Every error is an RFC 7807 problem: malformed bodies, wrong content type, limits, routing.
 
+use serde_json::json;
+
 use crate::helpers::{event, reply, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -27,6 +29,43 @@ async fn malformed_requests_get_problems() {
         r.problem(status);
     }
     assert_eq!(app.count("audit_events").await, 0);
+}
+
+#[tokio::test]
+async fn nul_characters_get_400_not_a_database_error() {
+    let app = spawn_app().await;
+    // JSON allows "\u0000" in strings and keys; PostgreSQL text and jsonb do not.
+    let mut in_text = event("nul");
+    in_text["event_type"] = json!("gateway\u{0}received");
+    let mut in_data = event("nul");
+    in_data["event_data"] = json!({"pod": {"name\u{0}": "api"}});
+    for body in [&in_text, &in_data] {
+        let detail = app.post("/api/v1/audit/events", body).await.problem(400);
+        assert!(detail.contains("NUL"), "{detail}");
+    }
+    let batch = json!([event("nul-1"), in_data]);
+    app.post("/api/v1/audit/events/batch", &batch)
+        .await
+        .problem(400);
+    let mut workflow = crate::helpers::workflow("nul", "1.0.0");
+    workflow["content"] = json!("steps:\u{0}");
+    app.post("/api/v1/workflows", &workflow).await.problem(400);
+    // An escaped backslash before "u0000" is ordinary text.
+    let mut literal = event("nul-literal");
+    literal["event_data"] = json!({"text": "\\u0000"});
+    assert_eq!(app.post("/api/v1/audit/events", &literal).await.status, 201);
+
+    for path in [
+        "/api/v1/audit/events?correlation_id=%00",
+        "/api/v1/audit/events?event_type=a%00b",
+        "/api/v1/workflows/by-name/a%00b/versions",
+        "/api/v1/audit/events/%00",
+    ] {
+        let detail = app.get(path).await.problem(400);
+        assert!(detail.contains("NUL"), "{path}: {detail}");
+    }
+    assert_eq!(app.count("audit_events").await, 1);
+    assert_eq!(app.count("remediation_workflow_catalog").await, 0);
 }
 
 #[tokio::test]

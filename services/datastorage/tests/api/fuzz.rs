@@ -46,6 +46,12 @@ fn bad_event_field() -> impl Strategy<Value = (String, Value)> {
         ("namespace", too_long(254)),
         ("actor_type", json!({"a": 1})),
         ("made_up_field", json!("surprise")),
+        // NUL: valid JSON, but PostgreSQL text and jsonb cannot hold it.
+        ("event_type", json!("a\u{0}b")),
+        ("correlation_id", json!("\u{0}")),
+        ("namespace", json!("ns\u{0}")),
+        ("event_data", json!({"k": "v\u{0}"})),
+        ("event_data", json!({"k\u{0}": 1})),
     ];
     (0..choices.len()).prop_map(move |i| (choices[i].0.to_owned(), choices[i].1.clone()))
 }
@@ -130,7 +136,7 @@ fn bad_request() -> impl Strategy<Value = Bad> {
             body: serde_json::to_vec(&event("fuzz")).unwrap(),
         }),
         // Invalid notifications.
-        (0usize..5).prop_map(|i| {
+        (0usize..6).prop_map(|i| {
             let mut n = json!({
                 "remediation_id": "r", "notification_id": "fuzz", "recipient": "x",
                 "channel": "slack", "message_summary": "m", "status": "sent",
@@ -143,12 +149,13 @@ fn bad_request() -> impl Strategy<Value = Bad> {
                 3 => {
                     n.as_object_mut().unwrap().remove("recipient");
                 }
+                4 => n["recipient"] = json!("ops\u{0}"),
                 _ => n["sent_at"] = json!("noon"),
             }
             json_request("/api/v1/audit/notifications", &n)
         }),
         // Invalid workflows.
-        (0usize..6).prop_map(|i| {
+        (0usize..7).prop_map(|i| {
             let mut w = workflow("fuzz", "1");
             match i {
                 0 => w["labels"]["severity"] = json!("extreme"),
@@ -158,6 +165,7 @@ fn bad_request() -> impl Strategy<Value = Bad> {
                 }
                 3 => w["version"] = json!(""),
                 4 => w["content_hash"] = json!("0000"),
+                5 => w["content"] = json!("steps:\u{0}"),
                 _ => w["status"] = json!("retired"),
             }
             json_request("/api/v1/workflows", &w)
@@ -187,6 +195,8 @@ fn bad_request() -> impl Strategy<Value = Bad> {
             "until=later",
             "event_outcome=meh",
             "unknown=1",
+            "correlation_id=%00",
+            "event_type=a%00b",
         ])
         .prop_map(|q| Bad {
             method: Method::GET,

@@ -58,7 +58,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> TestApp {
     let db = database().await;
     let pool = db.pool().await.expect("pool");
-    spawn_on(Some(db), pool, configure).await
+    // The filtered queries get their own pool, planned per execution, as in `datastorage::run`.
+    let options = datastorage::db::connect_options(db.url(), Duration::from_secs(30)).unwrap();
+    let query_pool = datastorage::db::pool(
+        datastorage::db::planned_per_execution(options),
+        4,
+        Duration::from_secs(5),
+    );
+    spawn_on(Some(db), pool, move |s| {
+        configure(s.with_query_pool(query_pool))
+    })
+    .await
 }
 
 /// A service on `pool`; `db` (if any) is kept alive as long as the service.
@@ -72,7 +82,7 @@ pub async fn spawn_on(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        axum::serve(listener, app(state))
+        datastorage::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

@@ -10,6 +10,7 @@ mod errors;
 mod fuzz;
 mod notifications;
 mod openapi;
+mod pools;
 mod reliability;
 mod schema;
 mod security;

@@ -243,16 +243,32 @@ async fn sigterm_lets_in_flight_requests_finish() {
             reply(r).await
         }));
     }
+    // Every request is inside the service: its INSERTs wait for the lock (single events are
+    // coalesced, so there may be fewer INSERTs than requests), and it counts 16 requests in
+    // flight besides the one asking.
     let waiting = async {
         loop {
-            let n: i64 = sqlx::query_scalar(
+            let inserts: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                  AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_events%'",
             )
             .fetch_one(&pool)
             .await
             .unwrap();
-            if n == 16 {
+            let metrics = client
+                .get(format!("{}/metrics", process.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let in_flight = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("datastorage_http_requests_in_flight "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if inserts > 0 && in_flight >= 17.0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -260,7 +276,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     };
     tokio::time::timeout(Duration::from_secs(30), waiting)
         .await
-        .expect("16 inserts waiting on the lock");
+        .expect("16 requests in flight, waiting on the lock");
 
     let mut process = process;
     process.terminate();

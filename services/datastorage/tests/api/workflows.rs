@@ -59,6 +59,23 @@ async fn versions_keep_exactly_one_latest() {
         .await;
     assert_eq!(latest.body["total"], 1);
     assert_eq!(latest.body["data"][0]["version"], "1.1.0");
+
+    // Pages: newest first; `total` counts every match, also past the last page.
+    let page = app
+        .get("/api/v1/workflows?workflow_name=oom&limit=1&offset=1")
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.body["total"], 2);
+    assert_eq!(
+        (page.body["limit"].clone(), page.body["offset"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(page.body["data"][0]["version"], "1.0.0");
+    let past = app
+        .get("/api/v1/workflows?workflow_name=oom&offset=5")
+        .await;
+    assert_eq!(past.body["data"], json!([]));
+    assert_eq!(past.body["total"], 2);
 }
 
 #[tokio::test]

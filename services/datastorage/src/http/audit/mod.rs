@@ -9,13 +9,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+mod writer;
+
+pub use writer::EventWriter;
+
 use super::AppState;
-use super::error::{Error, Json, Path, Problem, Query, Result};
+use super::error::{
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
+    TokenProblem,
+};
 use super::validate;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -242,12 +250,10 @@ pub struct BatchCreated {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Stored", body = EventCreated),
-        (status = 400, description = "Invalid event, malformed JSON or unknown parent event", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Write token required", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid event, malformed JSON or unknown parent event", body = Problem, content_type = PROBLEM_JSON),
+        TokenProblem,
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn create_event(
@@ -272,50 +278,15 @@ pub async fn create_event(
         ),
         None => None,
     };
-    sqlx::query!(
-        r#"INSERT INTO audit_events (
-               event_id, event_version, event_type, event_timestamp, event_date,
-               event_category, event_action, event_outcome,
-               actor_type, actor_id, resource_type, resource_id,
-               correlation_id, parent_event_id, parent_event_date, trace_id, span_id,
-               namespace, cluster_name, event_data, severity, duration_ms,
-               error_code, error_message, retention_days)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25)"#,
-        row.event_id,
-        row.version,
-        row.event_type,
-        row.event_timestamp,
-        row.event_date,
-        row.event_category,
-        row.event_action,
-        row.event_outcome,
-        row.actor_type,
-        row.actor_id,
-        row.resource_type,
-        row.resource_id,
-        row.correlation_id,
-        row.parent_event_id,
-        parent_date,
-        row.trace_id,
-        row.span_id,
-        row.namespace,
-        row.cluster_name,
-        row.event_data,
-        row.severity,
-        row.duration_ms,
-        row.error_code,
-        row.error_message,
-        RETENTION_DAYS,
-    )
-    .execute(&state.pool)
-    .await?;
+    let event_id = row.event_id;
+    let event_timestamp = row.event_timestamp;
+    state.events.write(row, parent_date).await?;
     metrics::counter!("datastorage_audit_events_written_total").increment(1);
     Ok((
         StatusCode::CREATED,
         Json(EventCreated {
-            event_id: row.event_id,
-            event_timestamp: row.event_timestamp,
+            event_id,
+            event_timestamp,
         }),
     ))
 }
@@ -329,12 +300,10 @@ pub async fn create_event(
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "All stored", body = BatchCreated),
-        (status = 400, description = "Not an array, empty, or an invalid element (named by its index); nothing stored", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Write token required", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not an array, empty, or an invalid element (named by its index); nothing stored", body = Problem, content_type = PROBLEM_JSON),
+        TokenProblem,
+        BodyProblems,
+        ServerProblems,
     )
 )]
 pub async fn create_batch(
@@ -360,8 +329,12 @@ pub async fn create_batch(
         })?;
         rows.push(row);
     }
-    let parent_dates = parent_dates(&state, &rows).await?;
-    insert_batch(&state, &rows, &parent_dates).await?;
+    let parents = parent_dates(&state, &rows).await?;
+    let parent_dates: Vec<Option<NaiveDate>> = rows
+        .iter()
+        .map(|r| r.parent_event_id.and_then(|p| parents.get(&p).copied()))
+        .collect();
+    insert_rows(&state.pool, &rows, &parent_dates).await?;
     metrics::counter!("datastorage_audit_events_written_total").increment(rows.len() as u64);
     let events = rows
         .iter()
@@ -409,21 +382,18 @@ async fn parent_dates(state: &AppState, rows: &[Row]) -> Result<HashMap<Uuid, Na
     Ok(dates)
 }
 
-/// One statement for the whole batch: atomic without an explicit transaction.
-async fn insert_batch(
-    state: &AppState,
+/// One statement for all `rows` (each with its parent's partition date): atomic without an
+/// explicit transaction.
+async fn insert_rows(
+    pool: &PgPool,
     rows: &[Row],
-    parents: &HashMap<Uuid, NaiveDate>,
+    parent_dates: &[Option<NaiveDate>],
 ) -> Result<()> {
     macro_rules! col {
         ($f:ident) => {
             rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
         };
     }
-    let parent_dates: Vec<Option<NaiveDate>> = rows
-        .iter()
-        .map(|r| r.parent_event_id.and_then(|p| parents.get(&p).copied()))
-        .collect();
     let categories: Vec<String> = rows.iter().map(|r| r.event_category.to_owned()).collect();
     let outcomes: Vec<String> = rows.iter().map(|r| r.event_outcome.to_owned()).collect();
     sqlx::query!(
@@ -456,7 +426,7 @@ async fn insert_batch(
         &col!(resource_id),
         &col!(correlation_id),
         &col!(parent_event_id) as &[Option<Uuid>],
-        &parent_dates as &[Option<NaiveDate>],
+        parent_dates as &[Option<NaiveDate>],
         &col!(trace_id) as &[Option<String>],
         &col!(span_id) as &[Option<String>],
         &col!(namespace) as &[Option<String>],
@@ -468,7 +438,7 @@ async fn insert_batch(
         RETENTION_DAYS,
         &col!(error_message) as &[Option<String>],
     )
-    .execute(&state.pool)
+    .execute(pool)
     .await?;
     Ok(())
 }
@@ -566,9 +536,8 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid)> {
     params(EventFilter),
     responses(
         (status = 200, description = "One page of events", body = EventPage),
-        (status = 400, description = "Invalid filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid filter, limit or cursor", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn list_events(
@@ -631,7 +600,7 @@ pub async fn list_events(
         after_id,
         limit + 1,
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&state.query_pool)
     .await?;
     let next_cursor = if data.len() as i64 > limit {
         data.truncate(limit as usize);
@@ -654,10 +623,9 @@ pub async fn list_events(
     params(("event_id" = Uuid, Path, description = "The event's id")),
     responses(
         (status = 200, description = "The event", body = AuditEvent),
-        (status = 400, description = "Not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such event", body = Problem, content_type = PROBLEM_JSON),
+        ServerProblems,
     )
 )]
 pub async fn get_event(
