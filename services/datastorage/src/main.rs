@@ -5,6 +5,11 @@ use datastorage::Config;
 use datastorage::roles::{self, Roles};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the service allocates small, short-lived buffers per request (JSON, SQL arguments,
+/// headers) from many threads, which glibc's allocator serves more slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "datastorage",

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
@@ -308,20 +309,19 @@ pub async fn create_event(
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
-    Json(body): Json<Value>,
+    Json(body): Json<Box<RawValue>>,
 ) -> Result<(StatusCode, Json<BatchCreated>)> {
-    let Value::Array(items) = body else {
-        return Err(Error::validation(
-            "the batch body must be a JSON array of events",
-        ));
-    };
+    // The body is valid JSON by now; each element is deserialized straight from its text, with
+    // its index in any error, and no intermediate JSON tree is built.
+    let items: Vec<&RawValue> = serde_json::from_str(body.get())
+        .map_err(|_| Error::validation("the batch body must be a JSON array of events"))?;
     if items.is_empty() {
         return Err(Error::validation("the batch is empty"));
     }
     let now = Utc::now();
     let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let event: NewAuditEvent = serde_json::from_value(item)
+        let event: NewAuditEvent = serde_json::from_str(item.get())
             .map_err(|e| Error::validation(format!("element {i}: {e}")))?;
         let row = event.validate(now).map_err(|e| match e {
             Error::Validation(d) => Error::Validation(format!("element {i}: {d}")),
