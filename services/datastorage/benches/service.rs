@@ -101,13 +101,13 @@ async fn start_service(
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     // Configured as `datastorage` configures itself: a pool for writes and lookups, one for the
     // filtered queries.
-    let options = datastorage::db::connect_options(url, Duration::from_secs(30)).unwrap();
-    let pool = datastorage::db::pool(options.clone(), pool_size, Duration::from_secs(5));
-    let query_pool = datastorage::db::pool(
-        datastorage::db::planned_per_execution(options),
-        8,
-        Duration::from_secs(5),
-    );
+    let sizes = datastorage::db::PoolSizes {
+        writes: pool_size,
+        queries: 8,
+    };
+    let (pool, query_pool) =
+        datastorage::db::pools(url, Duration::from_secs(30), sizes, Duration::from_secs(5))
+            .unwrap();
     let state = datastorage::AppState {
         body_limit: 64 * 1024 * 1024,
         ..datastorage::AppState::new(pool)

@@ -52,6 +52,32 @@ pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Du
         .connect_lazy_with(options)
 }
 
+/// The service's two pools on `url`, both lazily connecting: writes and lookups by id with
+/// PostgreSQL's default planning, and the filtered queries [planned per execution](planned_per_execution).
+pub fn pools(
+    url: &str,
+    statement_timeout: Duration,
+    sizes: PoolSizes,
+    acquire_timeout: Duration,
+) -> anyhow::Result<(PgPool, PgPool)> {
+    let options = connect_options(url, statement_timeout)?;
+    Ok((
+        pool(options.clone(), sizes.writes, acquire_timeout),
+        pool(
+            planned_per_execution(options),
+            sizes.queries,
+            acquire_timeout,
+        ),
+    ))
+}
+
+/// Connections of each of the service's pools.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizes {
+    pub writes: u32,
+    pub queries: u32,
+}
+
 /// Apply the embedded v1.0 migrations on a dedicated connection.
 ///
 /// sqlx takes its advisory lock for the run, so concurrent instances wait for each other and

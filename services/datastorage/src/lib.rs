@@ -57,13 +57,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .request_timeout
         .saturating_sub(Duration::from_millis(500))
         .max(Duration::from_secs(1));
-    let options = db::connect_options(&config.database_url, statement_timeout)?;
-    let pool = db::pool(options.clone(), config.pool_size, config.acquire_timeout);
-    let query_pool = db::pool(
-        db::planned_per_execution(options),
-        config.query_pool_size,
+    let sizes = db::PoolSizes {
+        writes: config.pool_size,
+        queries: config.query_pool_size,
+    };
+    let (pool, query_pool) = db::pools(
+        &config.database_url,
+        statement_timeout,
+        sizes,
         config.acquire_timeout,
-    );
+    )?;
     if let Err(e) = sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
         .fetch_one(&pool)
         .await

@@ -314,20 +314,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Byte offset of the first `\u0000` escape in a JSON text (one not itself escaped, as in
 /// `\\u0000`).
 fn escaped_nul(json: &[u8]) -> Option<usize> {
-    const NUL: &[u8] = b"\\u0000";
-    let mut from = 0;
-    while let Some(i) = json[from..]
-        .windows(NUL.len())
-        .position(|w| w == NUL)
-        .map(|i| from + i)
-    {
+    memchr::memmem::find_iter(json, b"\\u0000").find(|&i| {
         let backslashes_before = json[..i].iter().rev().take_while(|&&b| b == b'\\').count();
-        if backslashes_before % 2 == 0 {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
+        backslashes_before % 2 == 0
+    })
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {

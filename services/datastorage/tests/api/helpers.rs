@@ -57,14 +57,18 @@ pub async fn spawn_app() -> TestApp {
 /// A service whose state `configure` may change (body limit, write token, …).
 pub async fn spawn_app_with(configure: impl FnOnce(AppState) -> AppState) -> TestApp {
     let db = database().await;
-    let pool = db.pool().await.expect("pool");
-    // The filtered queries get their own pool, planned per execution, as in `datastorage::run`.
-    let options = datastorage::db::connect_options(db.url(), Duration::from_secs(30)).unwrap();
-    let query_pool = datastorage::db::pool(
-        datastorage::db::planned_per_execution(options),
-        4,
+    // The service's two pools, as `datastorage::run` sets them up.
+    let sizes = datastorage::db::PoolSizes {
+        writes: 8,
+        queries: 4,
+    };
+    let (pool, query_pool) = datastorage::db::pools(
+        db.url(),
+        Duration::from_secs(30),
+        sizes,
         Duration::from_secs(5),
-    );
+    )
+    .expect("pools");
     spawn_on(Some(db), pool, move |s| {
         configure(s.with_query_pool(query_pool))
     })

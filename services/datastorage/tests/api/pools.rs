@@ -9,13 +9,17 @@ use crate::helpers::database;
 #[tokio::test]
 async fn writes_keep_cached_plans_and_filtered_queries_are_planned_per_execution() {
     let db = database().await;
-    let options = db::connect_options(db.url(), Duration::from_secs(7)).unwrap();
-    let writes = db::pool(options.clone(), 1, Duration::from_secs(5));
-    let queries = db::pool(
-        db::planned_per_execution(options),
-        1,
+    let sizes = db::PoolSizes {
+        writes: 1,
+        queries: 1,
+    };
+    let (writes, queries) = db::pools(
+        db.url(),
+        Duration::from_secs(7),
+        sizes,
         Duration::from_secs(5),
-    );
+    )
+    .unwrap();
     for (pool, expected) in [(&writes, "auto"), (&queries, "force_custom_plan")] {
         let (plan_cache_mode, statement_timeout, application): (String, String, String) =
             sqlx::query_as(

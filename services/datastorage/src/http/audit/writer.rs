@@ -34,11 +34,11 @@ pub struct EventWriter {
     writers: Arc<Writers>,
 }
 
-/// What the writer tasks need; they are started with the first event, on its runtime.
+/// What the writer tasks share; they are started with the first event, on its runtime.
 struct Writers {
     pool: PgPool,
     count: usize,
-    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    receiver: Mutex<mpsc::Receiver<Pending>>,
     started: Once,
 }
 
@@ -69,7 +69,7 @@ impl EventWriter {
             writers: Arc::new(Writers {
                 pool,
                 count: writers.max(1),
-                receiver: Arc::new(Mutex::new(receiver)),
+                receiver: Mutex::new(receiver),
                 started: Once::new(),
             }),
         }
@@ -77,13 +77,9 @@ impl EventWriter {
 
     /// Store one event; returns once it is committed (or could not be).
     pub(super) async fn write(&self, row: Row, parent_date: Option<NaiveDate>) -> Result<()> {
-        let writers = &self.writers;
-        writers.started.call_once(|| {
-            for _ in 0..writers.count {
-                tokio::spawn(write_batches(
-                    writers.pool.clone(),
-                    writers.receiver.clone(),
-                ));
+        self.writers.started.call_once(|| {
+            for _ in 0..self.writers.count {
+                tokio::spawn(write_batches(self.writers.clone()));
             }
         });
         let (done, outcome) = oneshot::channel();
@@ -102,17 +98,17 @@ impl EventWriter {
 }
 
 /// One writer task: take what is waiting, store it, answer every request.
-async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn write_batches(writers: Arc<Writers>) {
     let mut batch = Vec::with_capacity(EventWriter::MAX_BATCH);
     loop {
         {
-            let mut receiver = receiver.lock().await;
+            let mut receiver = writers.receiver.lock().await;
             if receiver.recv_many(&mut batch, EventWriter::MAX_BATCH).await == 0 {
                 return; // every handle is gone and the queue is empty
             }
         }
         metrics::histogram!("datastorage_audit_insert_batch_events").record(batch.len() as f64);
-        write_batch(&pool, &mut batch).await;
+        write_batch(&writers.pool, &mut batch).await;
     }
 }
 
