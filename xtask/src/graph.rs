@@ -68,7 +68,9 @@ pub fn render(ws: &Workspace) -> String {
         let _ = writeln!(
             s,
             "## Profile `{}` (`{}/`)\n\n\
-             Green: copied byte for byte. Yellow: replaced by a variant in `{}`. Grey, dashed: excluded.\n",
+             Green: copied byte for byte. Yellow: replaced by a variant in `{}`. Grey, dashed: excluded.\n\
+             Red: not classified yet (`sync-migrations` refuses until `profiles.toml` includes, replaces or\n\
+             excludes it).\n",
             d.profile.name,
             d.profile.dir.display(),
             d.members
@@ -84,12 +86,18 @@ pub fn render(ws: &Workspace) -> String {
         s.push_str(
             "    classDef excluded fill:#eeeeee,stroke:#999999,color:#666,stroke-dasharray: 4 3\n",
         );
+        if !d.unclassified.is_empty() {
+            s.push_str(
+                "    classDef unclassified fill:#ffe3e3,stroke:#c92a2a,color:#111,stroke-width:3px\n",
+            );
+        }
         for a in &ws.canonical {
             let m = &a.migration;
             let member = d.members.iter().find(|r| r.migration.version == m.version);
             let class = match member {
                 Some(r) if r.replaced => "replaced",
                 Some(_) => "included",
+                None if d.unclassified.contains(&m.version) => "unclassified",
                 None => "excluded",
             };
             let _ = writeln!(
@@ -121,7 +129,13 @@ pub fn render(ws: &Workspace) -> String {
             let how = match member {
                 Some(r) if r.replaced => format!("replaced by `{}`", r.source.display()),
                 Some(_) => "copied".to_owned(),
-                None => "excluded".to_owned(),
+                None if d.unclassified.contains(&m.version) => {
+                    "**not classified**: add it to `include`, `replace` or `exclude`".to_owned()
+                }
+                None => match d.profile.exclude.get(&m.version) {
+                    Some(reason) if !reason.is_empty() => format!("excluded: {reason}"),
+                    _ => "excluded".to_owned(),
+                },
             };
             let _ = writeln!(s, "| {} | `{}` | {how} |", m.version, m.file_name);
         }

@@ -26,10 +26,19 @@ struct RawProfile {
     #[serde(default)]
     forbidden_extensions: Vec<String>,
     include: Option<Vec<i64>>,
+    exclude: Option<RawExclude>,
     #[serde(default)]
     replace: BTreeMap<String, String>,
     #[serde(default)]
     bridge: BTreeMap<String, String>,
+}
+
+/// `exclude = [5, 7]`, or a table of versions with the reason each is left out.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawExclude {
+    List(Vec<i64>),
+    Reasons(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +58,9 @@ pub struct Profile {
     pub forbidden_extensions: Vec<String>,
     /// `None`: the canonical profile (every migration of its directory).
     pub include: Option<Vec<i64>>,
+    /// version → why it is left out (empty when no reason is given). A derived profile lists
+    /// every canonical version in exactly one of `include`, `replace` and `exclude`.
+    pub exclude: BTreeMap<i64, String>,
     /// version → replacement file, relative to the repository root.
     pub replace: BTreeMap<i64, PathBuf>,
     /// version → bridge file, relative to the repository root: the SQL that turns what the
@@ -102,6 +114,12 @@ impl Profiles {
                     "{PROFILE_FILE}: profile \"{name}\" has bridges but no `include` list: a bridge upgrades a derived profile's replacement to the canonical migration, so only derived profiles have bridges"
                 );
             }
+            let exclude = excluded_versions(&name, p.exclude)?;
+            if p.include.is_none() && !exclude.is_empty() {
+                bail!(
+                    "{PROFILE_FILE}: profile \"{name}\" has an `exclude` list but no `include` list: the canonical profile has every migration"
+                );
+            }
             if let Some(include) = &p.include {
                 let mut seen = std::collections::BTreeSet::new();
                 for v in include {
@@ -115,6 +133,16 @@ impl Profiles {
                             "{PROFILE_FILE}: profiles.\"{name}\": version {v} is both included and replaced; list it in one place only"
                         );
                     }
+                    if exclude.contains_key(v) {
+                        bail!(
+                            "{PROFILE_FILE}: profiles.\"{name}\": version {v} is both included and excluded; list it in one place only"
+                        );
+                    }
+                }
+                if let Some(v) = replace.keys().find(|v| exclude.contains_key(v)) {
+                    bail!(
+                        "{PROFILE_FILE}: profiles.\"{name}\": version {v} is both replaced and excluded; list it in one place only"
+                    );
                 }
             }
             profiles.push(Profile {
@@ -123,6 +151,7 @@ impl Profiles {
                 requires_extensions: p.requires_extensions,
                 forbidden_extensions: p.forbidden_extensions,
                 include: p.include,
+                exclude,
                 replace,
                 bridge,
             });
@@ -233,6 +262,38 @@ fn version_paths(
     Ok(out)
 }
 
+/// The `exclude` entry of a profile: version → reason (empty when none is given).
+fn excluded_versions(profile: &str, raw: Option<RawExclude>) -> Result<BTreeMap<i64, String>> {
+    let mut out = BTreeMap::new();
+    match raw {
+        None => {}
+        Some(RawExclude::List(list)) => {
+            for v in list {
+                if out.insert(v, String::new()).is_some() {
+                    bail!("{PROFILE_FILE}: profiles.\"{profile}\".exclude lists version {v} twice");
+                }
+            }
+        }
+        Some(RawExclude::Reasons(table)) => {
+            let mut keys: BTreeMap<i64, String> = BTreeMap::new();
+            for (key, reason) in table {
+                let v: i64 = key.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{PROFILE_FILE}: profiles.\"{profile}\".exclude: key {key:?} is not a migration version (a number such as 5)"
+                    )
+                })?;
+                if let Some(first) = keys.insert(v, key.clone()) {
+                    bail!(
+                        "{PROFILE_FILE}: profiles.\"{profile}\".exclude lists version {v} twice ({first:?} and {key:?})"
+                    );
+                }
+                out.insert(v, reason.trim().to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A relative path that stays inside the repository: no absolute paths, no `..`.
 fn safe_relative(p: &str) -> Result<PathBuf> {
     let path = Path::new(p);
@@ -323,6 +384,15 @@ pub fn resolve(
             replaced: true,
         });
     }
+    for &v in profile.exclude.keys() {
+        if canonical.get(v).is_none() {
+            bail!(
+                "{PROFILE_FILE}: profile \"{}\" excludes version {v}, but {} has no migration with that version; remove it from `exclude`",
+                profile.name,
+                canonical_dir.display()
+            );
+        }
+    }
     // The bridges of replaced versions are checked here too, so that `sync-migrations` notices
     // a broken one; whether every replacement has a bridge matters only to `upgrade`
     // (`resolve_bridges`).
@@ -335,6 +405,22 @@ pub fn resolve(
     }
     out.sort_by_key(|r| r.migration.version);
     Ok(out)
+}
+
+/// The canonical versions a derived profile lists in none of `include`, `replace` and
+/// `exclude`: a decision nobody has written down yet.
+pub fn unclassified(profile: &Profile, canonical: &MigrationSet) -> Vec<i64> {
+    let include = profile.include.as_deref().unwrap_or_default();
+    canonical
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| {
+            !include.contains(v)
+                && !profile.replace.contains_key(v)
+                && !profile.exclude.contains_key(v)
+        })
+        .collect()
 }
 
 /// The SQL that turns what a replacement created into what the canonical migration of the same

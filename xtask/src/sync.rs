@@ -60,8 +60,9 @@ impl SyncMigrations {
         let docs = graph::render(&ws);
         let docs_current = std::fs::read_to_string(root.join(graph::DOC)).ok();
 
+        let unclassified = ws.classification_problems();
         if self.check {
-            let mut problems: Vec<String> = Vec::new();
+            let mut problems: Vec<String> = unclassified.clone();
             for (profile, f) in &findings {
                 problems.push(format!("{f}  [profile {profile}]"));
             }
@@ -114,13 +115,27 @@ impl SyncMigrations {
         }
 
         // Nothing is written unless everything is sound.
+        for u in &unclassified {
+            eprintln!("{u}");
+        }
         if !findings.is_empty() {
             for (profile, f) in &findings {
                 eprintln!("{f}  [profile {profile}]");
             }
             bail!(
-                "{} dependency problem(s); nothing was written. Fix the migrations or {PROFILE_FILE} (include or replace the version that creates the object)",
-                findings.len()
+                "{} dependency problem(s){}; nothing was written. Fix the migrations or {PROFILE_FILE} (include or replace the version that creates the object)",
+                findings.len(),
+                if unclassified.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} unclassified version(s)", unclassified.len())
+                }
+            );
+        }
+        if !unclassified.is_empty() {
+            bail!(
+                "{} canonical version(s) not classified in {PROFILE_FILE}; nothing was written. Decide for each whether the profile includes, replaces or excludes it",
+                unclassified.len()
             );
         }
         let mut refused = Vec::new();

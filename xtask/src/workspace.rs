@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use migration_deps::{
     Analyzed, Finding, Member, Membership, MigrationSet, analyze_migration, check_profile,
+    dependency_edges,
 };
 
-use crate::profiles::{Profile, Profiles, Resolved, resolve};
+use crate::profiles::{PROFILE_FILE, Profile, Profiles, Resolved, resolve, unclassified};
 
 /// A derived profile with its resolved and analysed members.
 #[derive(Debug)]
@@ -15,6 +16,8 @@ pub struct Derived {
     pub profile: Profile,
     pub members: Vec<Resolved>,
     pub analyzed: Vec<Analyzed>,
+    /// Canonical versions the profile lists in none of `include`, `replace` and `exclude`.
+    pub unclassified: Vec<i64>,
 }
 
 /// Everything `sync-migrations` and `migrations graph` work from.
@@ -64,6 +67,7 @@ impl Workspace {
                 .collect::<Result<Vec<_>>>()?;
             derived.push(Derived {
                 profile: profile.clone(),
+                unclassified: unclassified(profile, &canonical_set),
                 members,
                 analyzed,
             });
@@ -153,6 +157,95 @@ impl Workspace {
         }
         out
     }
+}
+
+impl Workspace {
+    /// One message per canonical version that a derived profile does not classify, saying the
+    /// three ways to classify it and which one the analysis suggests.
+    pub fn classification_problems(&self) -> Vec<String> {
+        let edges = dependency_edges(&self.canonical);
+        let dir = self.profiles.canonical().dir.display().to_string();
+        let mut out = Vec::new();
+        for d in &self.derived {
+            let name = &d.profile.name;
+            let has = |i: usize| {
+                let v = self.canonical[i].migration.version;
+                d.members.iter().any(|m| m.migration.version == v)
+            };
+            for &v in &d.unclassified {
+                let Some(i) = self.canonical.iter().position(|a| a.migration.version == v) else {
+                    continue;
+                };
+                let a = &self.canonical[i];
+                let file = &a.migration.file_name;
+                let forbidden = a
+                    .analysis
+                    .facts
+                    .extension_uses
+                    .iter()
+                    .find(|u| d.profile.forbidden_extensions.contains(&u.extension));
+                let needed_by: Vec<String> = edges
+                    .iter()
+                    .filter(|e| e.from == i && has(e.to))
+                    .map(|e| uses(&self.canonical[e.to].migration.file_name, &e.objects))
+                    .collect();
+                let missing: Vec<String> = edges
+                    .iter()
+                    .filter(|e| e.to == i && !has(e.from))
+                    .map(|e| {
+                        let from = self.canonical[e.from].migration.version;
+                        let status = if d.unclassified.contains(&from) {
+                            "not classified either"
+                        } else {
+                            "excluded"
+                        };
+                        format!(
+                            "{}, which is {status}",
+                            uses(&self.canonical[e.from].migration.file_name, &e.objects)
+                        )
+                    })
+                    .collect();
+                let suggestion = if let Some(u) = forbidden {
+                    let why = format!(
+                        "it needs extension {} (line {}: {}), which this profile forbids",
+                        u.extension, u.line, u.what
+                    );
+                    if needed_by.is_empty() {
+                        format!("exclude it: {why}, and no version of the profile depends on it")
+                    } else {
+                        format!(
+                            "replace it with a variant without {}: {why}, and the profile needs it: {}",
+                            u.extension,
+                            needed_by.join("; ")
+                        )
+                    }
+                } else if !missing.is_empty() {
+                    format!(
+                        "exclude it too, or include or replace what it depends on: it depends on {}",
+                        missing.join("; ")
+                    )
+                } else {
+                    "include it: it uses nothing this profile forbids and depends only on versions the profile has"
+                        .to_owned()
+                };
+                out.push(format!(
+                    "{dir}/{file}: version {v} is not classified for profile \"{name}\": list it in {PROFILE_FILE} \
+                     under [profiles.\"{name}\"] in `include` (copied as it is), `replace` (a variant for this profile) \
+                     or `exclude` (left out)\n  the analysis suggests: {suggestion}"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// `022_x.sql (table t, column t.c)`: a migration and some of the objects of a dependency.
+fn uses(file: &str, objects: &[migration_deps::Object]) -> String {
+    let mut names: Vec<String> = objects.iter().take(3).map(ToString::to_string).collect();
+    if objects.len() > 3 {
+        names.push(format!("{} more", objects.len() - 3));
+    }
+    format!("{file} ({})", names.join(", "))
 }
 
 /// Names the file by its path in the repository (`migrations/011_….sql:7: …`).

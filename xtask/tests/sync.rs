@@ -172,6 +172,10 @@ fn stale_generated_file_is_removed() {
             "include = [1, 2, 3, 4, 6, 11, 12, 13, 14, 17, 18, 19, 20, 1000]",
             "include = [1, 2, 3, 4, 6, 11, 12, 13, 14, 17, 18, 19, 20]",
         )
+        .replace(
+            "[profiles.\"v1.0\".exclude]\n",
+            "[profiles.\"v1.0\".exclude]\n1000 = \"partitions come from the service\"\n",
+        )
     });
     let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
     assert!(ok, "{out}");
@@ -342,6 +346,10 @@ fn refuses_broken_dependency_naming_the_excluded_migration() {
             "10 = \"v1.0-replacements/010_audit_write_api_phase1.sql\"\n",
             "",
         )
+        .replace(
+            "[profiles.\"v1.0\".exclude]\n",
+            "[profiles.\"v1.0\".exclude]\n10 = \"needs pgvector\"\n",
+        )
     });
     let out = f.refused(
         "migrations/011_rename_alert_to_signal.sql:8: table notification_audit is created by excluded 010_audit_write_api_phase1.sql",
@@ -354,6 +362,10 @@ fn refuses_forbidden_extension_in_v1() {
     let f = Fixture::new();
     f.edit("migrations/profiles.toml", |t| {
         t.replace("include = [1, 2, 3, 4, 6,", "include = [1, 2, 3, 4, 5, 6,")
+            .replace(
+                "\n5 = \"creates the vector extension",
+                "\n# 5 = \"creates the vector extension",
+            )
     });
     f.refused("migrations/005_vector_schema.sql:");
     f.refused("needs extension vector, which this profile forbids");
@@ -447,4 +459,192 @@ fn graph_check_detects_a_stale_document() {
     });
     let (ok, out) = f.run(&["migrations", "graph", "--check"]);
     assert!(!ok && out.contains("out of date"), "{out}");
+}
+
+/// A new canonical migration that `profiles.toml` does not classify for v1.0 stops the sync (and
+/// `--check`) with what to decide, and changes nothing.
+fn refused_as_unclassified(f: &Fixture, file: &str, suggestion: &str) -> String {
+    let version = file.split('_').next().unwrap().trim_start_matches('0');
+    let out = f.refused(&format!(
+        "migrations/{file}: version {version} is not classified for profile \"v1.0\": list it in migrations/profiles.toml under [profiles.\"v1.0\"] in `include` (copied as it is), `replace` (a variant for this profile) or `exclude` (left out)"
+    ));
+    assert!(
+        out.contains(&format!("the analysis suggests: {suggestion}")),
+        "expected the suggestion {suggestion:?} in:\n{out}"
+    );
+    assert!(out.contains("nothing was written"), "{out}");
+    let before = f.snapshot();
+    let (ok, check) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(
+        !ok && check.contains(&format!(
+            "migrations/{file}: version {version} is not classified"
+        )),
+        "{check}"
+    );
+    assert!(f.snapshot() == before);
+    out
+}
+
+/// Adds `entry` under `[profiles."v1.0".exclude]`, or to `include` when it is a bare version.
+fn classify(f: &Fixture, entry: &str) {
+    f.edit("migrations/profiles.toml", |t| {
+        if let Ok(v) = entry.parse::<i64>() {
+            t.replace("20, 1000]", &format!("20, 1000, {v}]"))
+        } else {
+            t.replace(
+                "[profiles.\"v1.0\".exclude]\n",
+                &format!("[profiles.\"v1.0\".exclude]\n{entry}\n"),
+            )
+        }
+    });
+}
+
+#[test]
+fn new_plain_migration_is_not_left_out_silently() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_audit_event_source.sql",
+        "ALTER TABLE audit_events ADD COLUMN source text;\n",
+    );
+    refused_as_unclassified(
+        &f,
+        "021_audit_event_source.sql",
+        "include it: it uses nothing this profile forbids and depends only on versions the profile has",
+    );
+    classify(&f, "21");
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read(f.path("migrations-v1.0/021_audit_event_source.sql")).unwrap(),
+        std::fs::read(f.path("migrations/021_audit_event_source.sql")).unwrap()
+    );
+}
+
+#[test]
+fn new_vector_migrations_are_not_left_out_silently() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_incident_embeddings.sql",
+        "CREATE TABLE incident_embeddings (\n    id bigint PRIMARY KEY,\n    embedding vector(768) NOT NULL\n);\n",
+    );
+    f.write(
+        "migrations/022_incident_embedding_model.sql",
+        "ALTER TABLE incident_embeddings ADD COLUMN model text;\n",
+    );
+    let out = refused_as_unclassified(
+        &f,
+        "021_incident_embeddings.sql",
+        "exclude it: it needs extension vector (line 3: type vector), which this profile forbids, and no version of the profile depends on it",
+    );
+    assert!(
+        out.contains("migrations/022_incident_embedding_model.sql: version 22 is not classified"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exclude it too, or include or replace what it depends on: it depends on 021_incident_embeddings.sql (relation incident_embeddings), which is not classified either"),
+        "{out}"
+    );
+    // Deciding one of them is not enough.
+    classify(&f, "21 = \"incident embeddings need pgvector\"");
+    let out = refused_as_unclassified(
+        &f,
+        "022_incident_embedding_model.sql",
+        "exclude it too, or include or replace what it depends on: it depends on 021_incident_embeddings.sql (relation incident_embeddings), which is excluded",
+    );
+    assert!(!out.contains("version 21 is not classified"), "{out}");
+    classify(&f, "22 = \"alters 021's table\"");
+    let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
+    assert!(ok, "{out}");
+    assert!(
+        !f.path("migrations-v1.0/021_incident_embeddings.sql")
+            .exists()
+    );
+    let graph = std::fs::read_to_string(f.path("docs/migrations.md")).unwrap();
+    assert!(
+        graph.contains(
+            "| 21 | `021_incident_embeddings.sql` | excluded: incident embeddings need pgvector |"
+        ),
+        "{graph}"
+    );
+}
+
+#[test]
+fn new_migration_on_an_excluded_one_is_not_left_out_silently() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_pattern_weight.sql",
+        "-- Weighs action patterns.\nALTER TABLE action_patterns ADD COLUMN weight real NOT NULL DEFAULT 1;\n",
+    );
+    refused_as_unclassified(
+        &f,
+        "021_pattern_weight.sql",
+        "exclude it too, or include or replace what it depends on: it depends on 005_vector_schema.sql (relation action_patterns), which is excluded",
+    );
+    // Including it instead is a broken dependency, reported as such.
+    classify(&f, "21");
+    f.refused("migrations/021_pattern_weight.sql:2: table action_patterns is created by excluded 005_vector_schema.sql");
+}
+
+#[test]
+fn unclassified_versions_stand_out_in_the_graph() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_audit_event_source.sql",
+        "ALTER TABLE audit_events ADD COLUMN source text;\n",
+    );
+    let (ok, out) = f.run(&["migrations", "graph"]);
+    assert!(ok, "{out}");
+    let graph = std::fs::read_to_string(f.path("docs/migrations.md")).unwrap();
+    assert!(
+        graph.contains("m21[\"021<br/>audit_event_source\"]:::unclassified"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("| 21 | `021_audit_event_source.sql` | **not classified**"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("| 5 | `005_vector_schema.sql` | excluded: creates the vector extension"),
+        "{graph}"
+    );
+}
+
+#[test]
+fn refuses_versions_listed_twice_or_absent() {
+    let f = Fixture::new();
+    classify(&f, "11 = \"twice\"");
+    f.refused(
+        "profiles.\"v1.0\": version 11 is both included and excluded; list it in one place only",
+    );
+    let f = Fixture::new();
+    classify(&f, "10 = \"twice\"");
+    f.refused(
+        "profiles.\"v1.0\": version 10 is both replaced and excluded; list it in one place only",
+    );
+    let f = Fixture::new();
+    classify(&f, "42 = \"gone\"");
+    f.refused("profile \"v1.0\" excludes version 42, but migrations has no migration with that version; remove it from `exclude`");
+    let f = Fixture::new();
+    classify(&f, "05 = \"again\"");
+    f.refused("profiles.\"v1.0\".exclude lists version 5 twice (\"05\" and \"5\")");
+}
+
+/// After the decision, both profiles are proven on a real PostgreSQL.
+#[test]
+fn classified_new_migrations_are_proven_on_postgres() {
+    let f = Fixture::new();
+    f.write(
+        "migrations/021_audit_event_source.sql",
+        "ALTER TABLE audit_events ADD COLUMN source text;\n",
+    );
+    f.write(
+        "migrations/022_incident_embeddings.sql",
+        "CREATE TABLE incident_embeddings (id bigint PRIMARY KEY, embedding vector(768) NOT NULL);\n",
+    );
+    classify(&f, "21");
+    classify(&f, "22 = \"needs pgvector\"");
+    let (ok, out) = f.run(&["sync-migrations"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("profile v1.0: 17 migrations applied"), "{out}");
+    assert!(out.contains("profile full: 23 migrations applied"), "{out}");
 }
