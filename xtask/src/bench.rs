@@ -61,7 +61,7 @@ fn shell_recipe(ws: &Workspace, dir: &Path) -> Result<String> {
         s.push_str(&format!(
             "cp '{}' \"$out/{}\"\n",
             m.source.display(),
-            m.migration.file_name
+            m.migration.file_name()
         ));
     }
     let test_file = ws

@@ -50,7 +50,7 @@ impl Deps {
         let analyzed = analyze_set(&set).map_err(|e| anyhow!("{}/{e}", self.source.display()))?;
         let members: Vec<Member<'_>> = analyzed
             .iter()
-            .filter(|a| !self.exclude.contains(&a.migration.version))
+            .filter(|a| !self.exclude.contains(&a.migration.int_version()))
             .map(|a| Member {
                 analyzed: a,
                 membership: Membership::Included,
@@ -61,8 +61,8 @@ impl Deps {
             findings.extend(transaction_findings(m.analyzed));
         }
         findings.sort_by(|a, b| {
-            let va = set.migrations.iter().position(|m| m.file_name == a.file);
-            let vb = set.migrations.iter().position(|m| m.file_name == b.file);
+            let va = set.migrations.iter().position(|m| m.file_name() == a.file);
+            let vb = set.migrations.iter().position(|m| m.file_name() == b.file);
             (va, a.line).cmp(&(vb, b.line))
         });
         for f in &findings {

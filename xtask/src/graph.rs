@@ -93,18 +93,21 @@ pub fn render(ws: &Workspace) -> String {
         }
         for a in &ws.canonical {
             let m = &a.migration;
-            let member = d.members.iter().find(|r| r.migration.version == m.version);
+            let member = d
+                .members
+                .iter()
+                .find(|r| r.migration.int_version() == m.int_version());
             let class = match member {
                 Some(r) if r.replaced => "replaced",
                 Some(_) => "included",
-                None if d.unclassified.contains(&m.version) => "unclassified",
+                None if d.unclassified.contains(&m.int_version()) => "unclassified",
                 None => "excluded",
             };
             let _ = writeln!(
                 s,
                 "    m{}[\"{}<br/>{}\"]:::{class}",
                 m.version,
-                m.file_name.split('_').next().unwrap_or(""),
+                m.file_name().split('_').next().unwrap_or(""),
                 m.description
             );
         }
@@ -116,28 +119,31 @@ pub fn render(ws: &Workspace) -> String {
             let _ = writeln!(
                 s,
                 "    m{} -->|\"{}\"| m{}",
-                ws.canonical[e.from].migration.version,
+                ws.canonical[e.from].migration.int_version(),
                 label.join(", ").replace('"', "'"),
-                ws.canonical[e.to].migration.version
+                ws.canonical[e.to].migration.int_version()
             );
         }
         s.push_str("```\n\n");
         s.push_str("| version | file | in this profile |\n|---|---|---|\n");
         for a in &ws.canonical {
             let m = &a.migration;
-            let member = d.members.iter().find(|r| r.migration.version == m.version);
+            let member = d
+                .members
+                .iter()
+                .find(|r| r.migration.int_version() == m.int_version());
             let how = match member {
                 Some(r) if r.replaced => format!("replaced by `{}`", r.source.display()),
                 Some(_) => "copied".to_owned(),
-                None if d.unclassified.contains(&m.version) => {
+                None if d.unclassified.contains(&m.int_version()) => {
                     "**not classified**: add it to `include`, `replace` or `exclude`".to_owned()
                 }
-                None => match d.profile.exclude.get(&m.version) {
+                None => match d.profile.exclude.get(&m.int_version()) {
                     Some(reason) if !reason.is_empty() => format!("excluded: {reason}"),
                     _ => "excluded".to_owned(),
                 },
             };
-            let _ = writeln!(s, "| {} | `{}` | {how} |", m.version, m.file_name);
+            let _ = writeln!(s, "| {} | `{}` | {how} |", m.version, m.file_name());
         }
         s.push('\n');
     }

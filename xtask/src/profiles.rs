@@ -343,7 +343,7 @@ pub fn resolve(
         })?;
         out.push(Resolved {
             migration: m.clone(),
-            source: canonical_dir.join(&m.file_name),
+            source: canonical_dir.join(m.file_name()),
             replaced: false,
         });
     }
@@ -371,11 +371,11 @@ pub fn resolve(
         }
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let m = migration_deps::read_file(&path, name).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if m.file_name != canon.file_name {
+        if m.file_name() != canon.file_name() {
             bail!(
                 "{}: a replacement must keep the canonical file name {} (same version and description, so that sqlx sees the same migration)",
                 rel.display(),
-                canon.file_name
+                canon.file_name()
             );
         }
         out.push(Resolved {
@@ -403,7 +403,7 @@ pub fn resolve(
             read_bridge(root, profile, v, rel, canon)?;
         }
     }
-    out.sort_by_key(|r| r.migration.version);
+    out.sort_by_key(|r| r.migration.int_version());
     Ok(out)
 }
 
@@ -414,7 +414,7 @@ pub fn unclassified(profile: &Profile, canonical: &MigrationSet) -> Vec<i64> {
     canonical
         .migrations
         .iter()
-        .map(|m| m.version)
+        .map(|m| m.int_version())
         .filter(|v| {
             !include.contains(v)
                 && !profile.replace.contains_key(v)
@@ -473,8 +473,8 @@ pub fn resolve_bridges(
                  Write the SQL that turns what {} creates into what {}/{} creates, and declare it under [profiles.\"{name}\".bridge]: {v} = \"{folder}/{}\"",
                 replacement.display(),
                 canonical_dir.display(),
-                canon.file_name,
-                canon.file_name
+                canon.file_name(),
+                canon.file_name()
             );
         };
         out.push(read_bridge(root, profile, v, rel, canon)?);
@@ -507,14 +507,14 @@ fn read_bridge(
     }
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let m = migration_deps::read_file(&path, name).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if m.file_name != canon.file_name {
+    if m.file_name() != canon.file_name() {
         bail!(
             "{}: a bridge must be named like the migration it bridges: {}",
             rel.display(),
-            canon.file_name
+            canon.file_name()
         );
     }
-    if m.no_transaction {
+    if m.up.no_transaction {
         bail!(
             "{}:1: a bridge runs in the upgrade's transaction; `-- no-transaction` is not possible here",
             rel.display()
@@ -622,7 +622,13 @@ references = []
             found[0].source,
             Path::new("migrations/v1.0-bridges/010_notes.sql")
         );
-        assert!(found[0].migration.sql.contains("ADD COLUMN embedding"));
+        assert!(
+            found[0]
+                .migration
+                .up
+                .source
+                .contains("ADD COLUMN embedding")
+        );
     }
 
     #[test]

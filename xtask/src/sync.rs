@@ -275,7 +275,7 @@ fn manifest_text(d: &Derived) -> String {
     for r in &d.members {
         s.push_str(&format!(
             "\n[[migration]]\nfile = \"{}\"\nsource = \"{}\"\nkind = \"{}\"\nsha384 = \"{}\"\n",
-            r.migration.file_name,
+            r.migration.file_name(),
             r.source.display(),
             if r.replaced { "replacement" } else { "copy" },
             r.migration.checksum_hex()
@@ -293,8 +293,8 @@ pub fn plan_dir(root: &Path, d: &Derived) -> Result<DirPlan> {
         .iter()
         .map(|r| {
             (
-                r.migration.file_name.clone(),
-                r.migration.sql.clone().into_bytes(),
+                r.migration.file_name().to_owned(),
+                r.migration.up.source.clone().into_bytes(),
             )
         })
         .collect();

@@ -318,7 +318,7 @@ impl Plan {
         };
         let expected: BTreeMap<i64, [u8; 48]> = resolved
             .iter()
-            .map(|r| (r.migration.version, r.migration.checksum))
+            .map(|r| (r.migration.int_version(), r.migration.checksum))
             .collect();
         if expected.keys().ne(from_set.keys())
             || expected
@@ -340,7 +340,7 @@ impl Plan {
             steps.push(BridgeStep {
                 version: b.version,
                 source: b.source,
-                sql: b.migration.sql,
+                sql: b.migration.up.source,
                 from_checksum: from_set[&b.version].checksum.to_vec(),
                 canonical: to_set[&b.version].clone(),
             });
@@ -353,7 +353,7 @@ impl Plan {
         let file_names = canonical
             .migrations
             .iter()
-            .map(|m| (m.version, m.file_name.clone()))
+            .map(|m| (m.int_version(), m.file_name().to_owned()))
             .collect();
         if let Some(m) = excluded.iter().find(|m| m.no_tx) {
             bail!(
@@ -362,7 +362,7 @@ impl Plan {
                 to.dir.display(),
                 canonical
                     .get(m.version)
-                    .map(|c| c.file_name.as_str())
+                    .map(|c| c.file_name())
                     .unwrap_or_default()
             );
         }

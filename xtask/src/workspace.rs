@@ -59,7 +59,7 @@ impl Workspace {
                     } else {
                         let i = canonical
                             .iter()
-                            .position(|a| a.migration.version == r.migration.version)
+                            .position(|a| a.migration.int_version() == r.migration.int_version())
                             .expect("resolved from the canonical set");
                         Ok(canonical[i].clone())
                     }
@@ -138,7 +138,7 @@ impl Workspace {
                 .iter()
                 .map(|r| {
                     (
-                        r.migration.file_name.clone(),
+                        r.migration.file_name().to_owned(),
                         r.source
                             .parent()
                             .map(|p| p.display().to_string())
@@ -169,15 +169,19 @@ impl Workspace {
         for d in &self.derived {
             let name = &d.profile.name;
             let has = |i: usize| {
-                let v = self.canonical[i].migration.version;
-                d.members.iter().any(|m| m.migration.version == v)
+                let v = self.canonical[i].migration.int_version();
+                d.members.iter().any(|m| m.migration.int_version() == v)
             };
             for &v in &d.unclassified {
-                let Some(i) = self.canonical.iter().position(|a| a.migration.version == v) else {
+                let Some(i) = self
+                    .canonical
+                    .iter()
+                    .position(|a| a.migration.int_version() == v)
+                else {
                     continue;
                 };
                 let a = &self.canonical[i];
-                let file = &a.migration.file_name;
+                let file = &a.migration.file_name();
                 let forbidden = a
                     .analysis
                     .facts
@@ -187,13 +191,13 @@ impl Workspace {
                 let needed_by: Vec<String> = edges
                     .iter()
                     .filter(|e| e.from == i && has(e.to))
-                    .map(|e| uses(&self.canonical[e.to].migration.file_name, &e.objects))
+                    .map(|e| uses(self.canonical[e.to].migration.file_name(), &e.objects))
                     .collect();
                 let missing: Vec<String> = edges
                     .iter()
                     .filter(|e| e.to == i && !has(e.from))
                     .map(|e| {
-                        let from = self.canonical[e.from].migration.version;
+                        let from = self.canonical[e.from].migration.int_version();
                         let status = if d.unclassified.contains(&from) {
                             "not classified either"
                         } else {
@@ -201,7 +205,7 @@ impl Workspace {
                         };
                         format!(
                             "{}, which is {status}",
-                            uses(&self.canonical[e.from].migration.file_name, &e.objects)
+                            uses(self.canonical[e.from].migration.file_name(), &e.objects)
                         )
                     })
                     .collect();

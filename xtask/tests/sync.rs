@@ -596,7 +596,7 @@ fn unclassified_versions_stand_out_in_the_graph() {
     assert!(ok, "{out}");
     let graph = std::fs::read_to_string(f.path("docs/migrations.md")).unwrap();
     assert!(
-        graph.contains("m21[\"021<br/>audit_event_source\"]:::unclassified"),
+        graph.contains("m21[\"021<br/>audit event source\"]:::unclassified"),
         "{graph}"
     );
     assert!(

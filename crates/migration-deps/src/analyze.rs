@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::extensions;
 use crate::facts::{Action, Event, ExtensionUse, Facts, Object, RelKind};
-use crate::set::line_of;
+use crate::layout::line_of;
 
 /// SQL the analysis cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::fmt;
 use crate::analyze::{Analysis, analyze};
 use crate::extensions;
 use crate::facts::{Action, Event, Object, RelKind};
-use crate::set::{Migration, MigrationSet, NO_TX_DIRECTIVE};
+use crate::layout::{Migration, MigrationSet, NO_TX_DIRECTIVE, Version};
 
 /// A migration with what the analysis learned about it.
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub fn analyze_set(set: &MigrationSet) -> Result<Vec<Analyzed>, AnalyzeError> {
 
 /// Analyses one migration.
 pub fn analyze_migration(m: &Migration) -> Result<Analyzed, AnalyzeError> {
-    let analysis = analyze(&m.sql).map_err(|e| AnalyzeError {
-        file: m.file_name.clone(),
+    let analysis = analyze(&m.up.text).map_err(|e| AnalyzeError {
+        file: m.up.file_name.clone(),
         line: e.line,
         message: e.message,
     })?;
@@ -94,7 +94,7 @@ pub struct History {
 /// One change of an object's existence in the canonical walk.
 #[derive(Debug)]
 struct Entry {
-    version: i64,
+    version: Version,
     /// The index of the creating migration, `None` when dropped.
     created: Option<usize>,
     /// For a column, constraint or trigger copied or moved from another relation: the object it
@@ -133,11 +133,11 @@ impl History {
         let mut h = History::default();
         let mut state = State::default();
         for (idx, a) in canonical.iter().enumerate() {
-            let version = a.migration.version;
+            let version = &a.migration.version;
             for e in &a.analysis.facts.events {
                 for c in state.apply(e, idx) {
                     h.entries.entry(c.object).or_default().push(Entry {
-                        version,
+                        version: version.clone(),
                         created: c.created,
                         from: c.from,
                     });
@@ -181,12 +181,12 @@ impl History {
     }
 
     /// The canonical migration that provides `obj` to a migration of version `before`.
-    fn provider(&self, obj: &Object, before: i64) -> Option<usize> {
+    fn provider(&self, obj: &Object, before: &Version) -> Option<usize> {
         self.entries
             .get(obj)?
             .iter()
             .rev()
-            .find(|e| e.version < before)
+            .find(|e| &e.version < before)
             .and_then(|e| e.created)
     }
 
@@ -339,9 +339,9 @@ pub fn check_profile(
     forbidden: &[String],
 ) -> Vec<Finding> {
     let history = History::of(canonical);
-    let by_version: BTreeMap<i64, &Member<'_>> = members
+    let by_version: BTreeMap<&Version, &Member<'_>> = members
         .iter()
-        .map(|m| (m.analyzed.migration.version, m))
+        .map(|m| (&m.analyzed.migration.version, m))
         .collect();
     let mut state = State::default();
     let mut findings = Vec::new();
@@ -362,7 +362,7 @@ pub fn check_profile(
             if e.action == Action::Reference && !e.conditional {
                 let key = history.needs(&e.object);
                 if !state.present.contains_key(&key) {
-                    let provider = history.provider(&key, m.version).or_else(|| {
+                    let provider = history.provider(&key, &m.version).or_else(|| {
                         // Created later in the canonical order: an ordering problem of its own.
                         history
                             .any_provider(&key)
@@ -397,7 +397,7 @@ pub fn check_profile(
         for u in &member.analyzed.analysis.facts.extension_uses {
             if forbidden.contains(&u.extension) {
                 findings.push(Finding {
-                    file: m.file_name.clone(),
+                    file: m.up.file_name.clone(),
                     line: u.line,
                     message: format!(
                         "{} needs extension {}, which this profile forbids",
@@ -414,7 +414,7 @@ pub fn check_profile(
 fn missing(
     history: &History,
     canonical: &[Analyzed],
-    by_version: &BTreeMap<i64, &Member<'_>>,
+    by_version: &BTreeMap<&Version, &Member<'_>>,
     m: &Migration,
     e: &Event,
     key: &Object,
@@ -431,15 +431,15 @@ fn missing(
         )
     };
     let whose = match by_version.get(&p.version) {
-        _ if p.version > m.version => format!("is created only later, by {}", p.file_name),
-        None => format!("is created by excluded {}", p.file_name),
+        _ if p.version > m.version => format!("is created only later, by {}", p.up.file_name),
+        None => format!("is created by excluded {}", p.up.file_name),
         Some(member) if member.membership == Membership::Replaced => format!(
             "is created by {}, but this profile's replacement {} does not create it",
-            p.file_name, member.analyzed.migration.file_name
+            p.up.file_name, member.analyzed.migration.up.file_name
         ),
         Some(_) => format!(
             "is created by {}, but an earlier migration of this profile drops or renames it",
-            p.file_name
+            p.up.file_name
         ),
     };
     let context = match &e.in_function {
@@ -447,10 +447,10 @@ fn missing(
         None => String::new(),
     };
     Finding {
-        file: m.file_name.clone(),
+        file: m.up.file_name.clone(),
         line: e.line,
         message: format!("{what} {whose}{context}"),
-        dependency: Some((key.clone(), p.file_name.clone())),
+        dependency: Some((key.clone(), p.up.file_name.clone())),
     }
 }
 
@@ -459,13 +459,13 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
     let m = &a.migration;
     let mut out = Vec::new();
     let finding = |line: u32, message: String| Finding {
-        file: m.file_name.clone(),
+        file: m.up.file_name.clone(),
         line,
         message,
         dependency: None,
     };
-    let stripped = m.sql.trim_start_matches('\u{feff}');
-    if m.sql.starts_with('\u{feff}') && !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
+    let stripped = m.up.source.trim_start_matches('\u{feff}');
+    if m.up.source.starts_with('\u{feff}') && !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
         out.push(finding(
             1,
             "starts with a byte-order mark, which PostgreSQL rejects as a syntax error; save the file as UTF-8 without BOM"
@@ -473,16 +473,16 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
         ));
     }
     // The directive only counts at the very first byte.
-    if !m.no_transaction {
-        let stripped = m.sql.trim_start_matches('\u{feff}');
+    if !m.up.no_transaction {
+        let stripped = m.up.source.trim_start_matches('\u{feff}');
         let lead = stripped.len() - stripped.trim_start().len();
         if stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
-            let what = if m.sql.starts_with('\u{feff}') {
+            let what = if m.up.source.starts_with('\u{feff}') {
                 "a byte-order mark"
             } else {
                 "blank space"
             };
-            let line = m.line_of(m.sql.len() - stripped.len() + lead);
+            let line = m.up.line_of(m.up.source.len() - stripped.len() + lead);
             out.push(finding(
                 line,
                 format!(
@@ -492,7 +492,7 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
             ));
         }
     }
-    if m.no_transaction {
+    if m.up.no_transaction {
         if a.analysis.statement_count > 1 {
             for s in &a.analysis.tx_only {
                 out.push(finding(
@@ -550,7 +550,7 @@ pub fn dependency_edges(canonical: &[Analyzed]) -> Vec<Edge> {
                 own.insert(key);
                 continue;
             }
-            if let Some(p) = history.provider(&key, a.migration.version)
+            if let Some(p) = history.provider(&key, &a.migration.version)
                 && p != idx
                 && !own.contains(&key)
             {

@@ -11,7 +11,7 @@ mod analyze;
 mod check;
 pub mod extensions;
 mod facts;
-mod set;
+pub mod layout;
 
 pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
 pub use check::{
@@ -19,6 +19,7 @@ pub use check::{
     analyze_set, check_profile, dependency_edges, transaction_findings,
 };
 pub use facts::{Action, Event, ExtensionUse, Facts, Object, RelKind};
-pub use set::{
-    Migration, MigrationSet, NO_TX_DIRECTIVE, SetError, line_of, parse_file_name, read_file,
+pub use layout::{
+    Detected, Layout, LayoutKind, Migration, MigrationSet, NO_TX_DIRECTIVE, Part, SetError,
+    Version, detect, line_of, read_file,
 };

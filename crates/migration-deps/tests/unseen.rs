@@ -35,7 +35,7 @@ impl Set {
         let members: Vec<Member<'_>> = self
             .analyzed
             .iter()
-            .filter(|a| !excluded.contains(&a.migration.version))
+            .filter(|a| !excluded.contains(&a.migration.int_version()))
             .map(|analyzed| Member {
                 analyzed,
                 membership: Membership::Included,

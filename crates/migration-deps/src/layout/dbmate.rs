@@ -1,0 +1,34 @@
+//! STUB: being written.
+
+use std::path::Path;
+
+use super::{Layout, LayoutKind, Migration, SetError, Version};
+
+#[derive(Debug)]
+pub(super) struct Dbmate;
+
+impl Layout for Dbmate {
+    fn kind(&self) -> LayoutKind {
+        LayoutKind::Dbmate
+    }
+
+    fn evidence(&self, _dir: &Path) -> Result<Vec<String>, SetError> {
+        Ok(Vec::new())
+    }
+
+    fn read(&self, dir: &Path) -> Result<Vec<Migration>, SetError> {
+        Err(SetError::Layout {
+            dir: dir.to_path_buf(),
+            message: "not implemented yet".to_owned(),
+        })
+    }
+
+    fn parse_version(&self, text: &str) -> Result<Version, String> {
+        Err(format!("{text}: not implemented yet"))
+    }
+}
+
+/// Whether a file is a dbmate migration (it has a `-- migrate:up` marker).
+pub(super) fn is_annotated(_text: &str) -> bool {
+    false
+}
