@@ -1,56 +1,67 @@
-//! `cargo xtask migrations deps`: the dependency analysis on any folder of sqlx-style migrations.
+//! `cargo xtask migrations deps`: the dependency analysis on any folder of migrations, in any
+//! layout the migration tools keep.
 
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use migration_deps::{
-    Member, Membership, MigrationSet, analyze_set, check_profile, transaction_findings,
+    Finding, Member, Membership, Severity, analyze_lenient, check_profile, transaction_findings,
 };
+use serde::Serialize;
+
+use crate::report::{Format, JsonFinding};
 
 #[derive(Debug, clap::Args)]
 pub struct Deps {
-    /// The folder of migrations (`<version>_<description>.sql`).
+    /// The folder of migrations.
     #[arg(long, value_name = "DIR")]
     pub source: PathBuf,
-    /// Versions left out of the walk, comma-separated (`5,10` = `005,010`).
-    #[arg(long, value_name = "V,V,...", value_delimiter = ',', value_parser = parse_version)]
-    pub exclude: Vec<i64>,
+    /// How the folder is laid out: auto, sqlx, goose, diesel, golang-migrate, dbmate, flyway.
+    #[arg(long, default_value = "auto")]
+    pub layout: String,
+    /// Versions left out of the walk, comma-separated, as the layout writes them (`5,10` =
+    /// `005,010` for sqlx).
+    #[arg(long, value_name = "V,V,...", value_delimiter = ',')]
+    pub exclude: Vec<String>,
     /// Extensions the walked migrations must not use (e.g. `vector`).
     #[arg(long, value_name = "EXT,...", value_delimiter = ',')]
     pub forbid: Vec<String>,
+    /// `--deny warnings`: fail on warnings too.
+    #[arg(long, value_name = "warnings")]
+    pub deny: Option<Deny>,
+    /// Output: human (`FILE:LINE: error: …`), json, github (workflow-command annotations).
+    #[arg(long, default_value = "human")]
+    pub format: Format,
 }
 
-fn parse_version(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{s:?} is not a migration version (digits only, e.g. 5 or 005)"
-        ));
-    }
-    t.parse().map_err(|e| format!("{s:?}: {e}"))
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Deny {
+    Warnings,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    source: String,
+    layout: &'a str,
+    migrations: usize,
+    excluded: &'a [String],
+    findings: Vec<JsonFinding<'a>>,
+    errors: usize,
+    warnings: usize,
 }
 
 impl Deps {
     pub fn run(self) -> Result<()> {
-        let set = MigrationSet::read(&self.source).map_err(|e| anyhow!("{e}"))?;
-        if set.migrations.is_empty() {
-            bail!(
-                "{}: no migrations (`<version>_<description>.sql`) found",
-                self.source.display()
-            );
-        }
+        let (set, how) = crate::verify::read(&self.source, &self.layout)?;
+        let mut excluded = Vec::new();
         for v in &self.exclude {
-            if set.get(*v).is_none() {
-                bail!(
-                    "--exclude {v}: {} has no migration with version {v}",
-                    self.source.display()
-                );
-            }
+            let m = set.lookup(v).map_err(|e| anyhow!("--exclude {v}: {e}"))?;
+            excluded.push(m.version.clone());
         }
-        let analyzed = analyze_set(&set).map_err(|e| anyhow!("{}/{e}", self.source.display()))?;
+        let analyzed: Vec<_> = set.migrations.iter().map(analyze_lenient).collect();
         let members: Vec<Member<'_>> = analyzed
             .iter()
-            .filter(|a| !self.exclude.contains(&a.migration.int_version()))
+            .filter(|a| !excluded.contains(&a.migration.version))
             .map(|a| Member {
                 analyzed: a,
                 membership: Membership::Included,
@@ -60,28 +71,58 @@ impl Deps {
         for m in &members {
             findings.extend(transaction_findings(m.analyzed));
         }
-        findings.sort_by(|a, b| {
-            let va = set.migrations.iter().position(|m| m.file_name() == a.file);
-            let vb = set.migrations.iter().position(|m| m.file_name() == b.file);
-            (va, a.line).cmp(&(vb, b.line))
-        });
-        for f in &findings {
-            println!("{f}");
+        let order = |f: &Finding| {
+            (
+                set.migrations.iter().position(|m| m.file_name() == f.file),
+                f.line,
+            )
+        };
+        findings.sort_by_key(order);
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        let warnings = findings.len() - errors;
+        match self.format {
+            Format::Human => {
+                eprintln!("{}: {how}", self.source.display());
+                for f in &findings {
+                    println!("{f}");
+                }
+                eprintln!(
+                    "{} migrations walked ({} excluded): {}",
+                    members.len(),
+                    excluded.len(),
+                    if findings.is_empty() {
+                        "no problems".to_owned()
+                    } else {
+                        format!("{errors} error(s), {warnings} warning(s)")
+                    }
+                );
+            }
+            Format::Json => {
+                let exclude: Vec<String> = excluded.iter().map(ToString::to_string).collect();
+                let report = JsonReport {
+                    source: self.source.display().to_string(),
+                    layout: set.layout.name(),
+                    migrations: set.migrations.len(),
+                    excluded: &exclude,
+                    findings: findings.iter().map(JsonFinding::from).collect(),
+                    errors,
+                    warnings,
+                };
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Format::Github => {
+                for f in &findings {
+                    let path = self.source.join(&f.file);
+                    println!("{}", crate::report::github(f, &path.display().to_string()));
+                }
+            }
         }
-        if findings.is_empty() {
-            eprintln!(
-                "{} migrations walked ({} excluded): no broken dependencies",
-                members.len(),
-                self.exclude.len()
-            );
-            Ok(())
-        } else {
-            eprintln!(
-                "{} problem(s) in {} migrations walked",
-                findings.len(),
-                members.len()
-            );
+        if errors > 0 || (warnings > 0 && self.deny == Some(Deny::Warnings)) {
             std::process::exit(1);
         }
+        Ok(())
     }
 }

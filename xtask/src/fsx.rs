@@ -18,3 +18,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
+
+/// Makes `path` hold `contents` (atomically), or with `check` only compares. Returns whether
+/// the file differed (and, unless `check`, was written).
+pub fn ensure_file(path: &Path, contents: &str, check: bool) -> Result<bool> {
+    let current = std::fs::read(path).ok();
+    if current.as_deref() == Some(contents.as_bytes()) {
+        return Ok(false);
+    }
+    if !check {
+        write_atomic(path, contents.as_bytes())?;
+    }
+    Ok(true)
+}

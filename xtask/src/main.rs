@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod codegen;
 mod db;
 mod deps;
 mod fsx;
@@ -9,10 +10,12 @@ mod graph;
 mod pg;
 mod pg_image;
 mod profiles;
+mod report;
 mod schema_diff;
 mod sqlx_prepare;
 mod sync;
 mod upgrade;
+mod verify;
 mod workspace;
 
 use std::path::PathBuf;
@@ -56,6 +59,8 @@ enum Command {
     SchemaDiff(schema_diff::SchemaDiff),
     /// README's test command: every check and test (`cargo make ci`, installing cargo-make if needed).
     Ci(ci::Ci),
+    /// Regenerate (or `--check`) the source files generated from other sources.
+    Codegen(codegen::Codegen),
     /// Regenerate (or `--check`) the offline query data in `.sqlx/` against the test profile.
     SqlxPrepare(sqlx_prepare::SqlxPrepare),
 }
@@ -74,6 +79,9 @@ enum Migrations {
     Deps(deps::Deps),
     /// Write the dependency graph with profile membership to docs/migrations.md.
     Graph(graph::Graph),
+    /// Apply the migrations on a throwaway PostgreSQL and compare its verdict on each with the
+    /// analysis's (`--exclude-each`: for every single exclusion).
+    Verify(verify::Verify),
 }
 
 static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -106,6 +114,7 @@ fn main() -> ExitCode {
         Command::SyncMigrations(c) => c.run(&sh),
         Command::Migrations(Migrations::Deps(c)) => c.run(),
         Command::Migrations(Migrations::Graph(c)) => c.run(),
+        Command::Migrations(Migrations::Verify(c)) => c.run(),
         Command::Pg(c) => c.run(),
         Command::PgImage(c) => c.run(),
         Command::Bench(BenchCommand::Sync(c)) => c.run(),
@@ -113,6 +122,7 @@ fn main() -> ExitCode {
         Command::SchemaDiff(c) => c.run(),
         Command::SqlxPrepare(c) => c.run(&sh),
         Command::Ci(c) => c.run(&sh),
+        Command::Codegen(c) => c.run(&sh),
         Command::Bench(BenchCommand::TestDb(c)) => c.run(),
     };
     match result {

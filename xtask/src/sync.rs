@@ -50,7 +50,13 @@ impl SyncMigrations {
             }
         };
 
-        let findings = ws.findings();
+        let (findings, warnings): (Vec<_>, Vec<_>) = ws
+            .findings()
+            .into_iter()
+            .partition(|(_, f)| f.severity == migration_deps::Severity::Error);
+        for (profile, f) in &warnings {
+            eprintln!("{f}  [profile {profile}]");
+        }
         let plans = ws
             .derived
             .iter()

@@ -14,10 +14,12 @@ use crate::layout::{Migration, MigrationSet, NO_TX_DIRECTIVE, Version};
 pub struct Analyzed {
     pub migration: Migration,
     pub analysis: Analysis,
+    /// Set by [`analyze_lenient`] when the up part does not parse (the analysis is then empty).
+    pub parse_error: Option<AnalyzeError>,
 }
 
 /// A migration the analysis could not parse.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{file}:{line}: cannot parse: {message}")]
 pub struct AnalyzeError {
     pub file: String,
@@ -40,6 +42,17 @@ pub fn analyze_migration(m: &Migration) -> Result<Analyzed, AnalyzeError> {
     Ok(Analyzed {
         migration: m.clone(),
         analysis,
+        parse_error: None,
+    })
+}
+
+/// Analyses one migration; SQL that does not parse gives an empty analysis and
+/// [`Analyzed::parse_error`], which [`check_profile`] reports as an error of that migration.
+pub fn analyze_lenient(m: &Migration) -> Analyzed {
+    analyze_migration(m).unwrap_or_else(|e| Analyzed {
+        migration: m.clone(),
+        analysis: Analysis::default(),
+        parse_error: Some(e),
     })
 }
 
@@ -50,6 +63,9 @@ pub enum Membership {
     Included,
     /// A profile-specific variant of the canonical version.
     Replaced,
+    /// The canonical file, which PostgreSQL refused: what it needs is checked, what it creates
+    /// does not exist afterwards (for comparing the analysis with a real run).
+    NotApplied,
 }
 
 /// One migration of a profile, in version order.
@@ -59,19 +75,66 @@ pub struct Member<'a> {
     pub membership: Membership,
 }
 
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// PostgreSQL accepts it, but it is a hazard (a `BEGIN` inside a migration sqlx wraps in a
+    /// transaction, a dependency only inside an exception-guarded block, …).
+    Warning,
+    /// PostgreSQL refuses the migration, or the function it creates fails when it runs.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
 /// A broken dependency or another problem found without a database.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     pub file: String,
     pub line: u32,
+    pub severity: Severity,
     pub message: String,
     /// For broken dependencies: the object and the canonical migration that creates it.
     pub dependency: Option<(Object, String)>,
+    /// PostgreSQL only finds it when a function body runs, not when the migration applies.
+    pub deferred: bool,
 }
 
+impl Finding {
+    pub fn error(file: &str, line: u32, message: String) -> Self {
+        Finding {
+            file: file.to_owned(),
+            line,
+            severity: Severity::Error,
+            message,
+            dependency: None,
+            deferred: false,
+        }
+    }
+
+    pub fn warning(file: &str, line: u32, message: String) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            ..Finding::error(file, line, message)
+        }
+    }
+}
+
+/// `FILE:LINE: error: message`
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.severity, self.message
+        )
     }
 }
 
@@ -354,6 +417,13 @@ pub fn check_profile(
 
     for (idx, member) in members.iter().enumerate() {
         let m = &member.analyzed.migration;
+        if let Some(e) = &member.analyzed.parse_error {
+            findings.push(Finding::error(
+                &e.file,
+                e.line,
+                format!("cannot parse: {}", e.message),
+            ));
+        }
         let mut reported: HashSet<Object> = HashSet::new();
         let mut missing_relations: HashSet<String> = HashSet::new();
         // (owner relation, finding) for this migration.
@@ -380,7 +450,9 @@ pub fn check_profile(
                     }
                 }
             }
-            state.apply(e, idx);
+            if member.membership != Membership::NotApplied {
+                state.apply(e, idx);
+            }
         }
         // A missing table is reported once, not again for each of its columns, wherever in the
         // migration they are used.
@@ -396,15 +468,14 @@ pub fn check_profile(
         );
         for u in &member.analyzed.analysis.facts.extension_uses {
             if forbidden.contains(&u.extension) {
-                findings.push(Finding {
-                    file: m.up.file_name.clone(),
-                    line: u.line,
-                    message: format!(
+                findings.push(Finding::error(
+                    &m.up.file_name,
+                    u.line,
+                    format!(
                         "{} needs extension {}, which this profile forbids",
                         u.what, u.extension
                     ),
-                    dependency: None,
-                });
+                ));
             }
         }
     }
@@ -433,6 +504,9 @@ fn missing(
     let whose = match by_version.get(&p.version) {
         _ if p.version > m.version => format!("is created only later, by {}", p.up.file_name),
         None => format!("is created by excluded {}", p.up.file_name),
+        Some(member) if member.membership == Membership::NotApplied => {
+            format!("is created by {}, which did not apply", p.up.file_name)
+        }
         Some(member) if member.membership == Membership::Replaced => format!(
             "is created by {}, but this profile's replacement {} does not create it",
             p.up.file_name, member.analyzed.migration.up.file_name
@@ -447,10 +521,9 @@ fn missing(
         None => String::new(),
     };
     Finding {
-        file: m.up.file_name.clone(),
-        line: e.line,
-        message: format!("{what} {whose}{context}"),
         dependency: Some((key.clone(), p.up.file_name.clone())),
+        deferred: e.in_function.is_some(),
+        ..Finding::error(&m.up.file_name, e.line, format!("{what} {whose}{context}"))
     }
 }
 
@@ -458,12 +531,8 @@ fn missing(
 pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
     let m = &a.migration;
     let mut out = Vec::new();
-    let finding = |line: u32, message: String| Finding {
-        file: m.up.file_name.clone(),
-        line,
-        message,
-        dependency: None,
-    };
+    let finding = |line: u32, message: String| Finding::error(&m.up.file_name, line, message);
+    let warning = |line: u32, message: String| Finding::warning(&m.up.file_name, line, message);
     let stripped = m.up.source.trim_start_matches('\u{feff}');
     if m.up.source.starts_with('\u{feff}') && !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
         out.push(finding(
@@ -483,7 +552,7 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
                 "blank space"
             };
             let line = m.up.line_of(m.up.source.len() - stripped.len() + lead);
-            out.push(finding(
+            out.push(warning(
                 line,
                 format!(
                     "`{NO_TX_DIRECTIVE}` is preceded by {what}, so sqlx ignores it and runs this migration in a transaction; \
@@ -518,7 +587,7 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
         }
     }
     for s in &a.analysis.tx_control {
-        out.push(finding(
+        out.push(warning(
             s.line,
             format!(
                 "{} inside a migration breaks the transaction sqlx manages (each migration is committed by sqlx \

@@ -15,8 +15,8 @@ pub mod layout;
 
 pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
 pub use check::{
-    AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, analyze_migration,
-    analyze_set, check_profile, dependency_edges, transaction_findings,
+    AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, Severity, analyze_lenient,
+    analyze_migration, analyze_set, check_profile, dependency_edges, transaction_findings,
 };
 pub use facts::{Action, Event, ExtensionUse, Facts, Object, RelKind};
 pub use layout::{
