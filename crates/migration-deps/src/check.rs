@@ -1,13 +1,20 @@
-//! Walking a profile in order: every object a migration needs must have been created by an
-//! earlier migration of the same profile.
+//! Walking a profile in order over a [`Catalog`], as PostgreSQL would apply it: what a
+//! migration needs must exist, what it creates must not exist yet, what it drops must have no
+//! dependents left (without `CASCADE`), and what a PL/pgSQL body uses must exist once the
+//! profile has run.
+//!
+//! The canonical history is walked first ([`History`]): it says which migration creates each
+//! object, so a finding can name the migration the profile lacks, and it keeps the analysis
+//! quiet about what no migration creates (built-in or from outside the migrations).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::analyze::{Analysis, analyze};
+use crate::catalog::{Catalog, Id, Refusal};
 use crate::extensions;
-use crate::facts::{Action, Event, Object, RelKind};
-use crate::layout::{Migration, MigrationSet, NO_TX_DIRECTIVE, Version};
+use crate::facts::{Action, CreateMode, Event, Object, RelKind};
+use crate::layout::{Migration, MigrationSet, NO_TX_DIRECTIVE};
 
 /// A migration with what the analysis learned about it.
 #[derive(Debug, Clone)]
@@ -27,9 +34,34 @@ pub struct AnalyzeError {
     pub message: String,
 }
 
-/// Analyses every migration of a set.
+/// Analyses every migration of a set (on every core).
 pub fn analyze_set(set: &MigrationSet) -> Result<Vec<Analyzed>, AnalyzeError> {
-    set.migrations.iter().map(analyze_migration).collect()
+    parallel(&set.migrations, analyze_migration)
+        .into_iter()
+        .collect()
+}
+
+/// `f` over `items`, split across the machine's cores, in order.
+pub fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len().max(1));
+    if cores <= 1 || items.len() < 8 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("analysis thread"))
+            .collect()
+    })
 }
 
 /// Analyses one migration.
@@ -147,65 +179,56 @@ fn dependency_key(obj: &Object) -> Object {
     }
 }
 
-/// The canonical history: for every object, which migration created (or dropped) it, in order.
+/// One change of an object's existence in the canonical walk.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The canonical migration.
+    at: usize,
+    /// Created (`true`) or gone.
+    created: bool,
+    /// For an object copied or renamed from another: that object, and where it was created.
+    from: Option<(Object, usize)>,
+}
+
+/// The canonical history: for every object, which migrations created and removed it, in order.
 #[derive(Debug, Default)]
 pub struct History {
     entries: HashMap<Object, Vec<Entry>>,
     rel_kinds: HashMap<String, RelKind>,
 }
 
-/// One change of an object's existence in the canonical walk.
-#[derive(Debug)]
-struct Entry {
-    version: Version,
-    /// The index of the creating migration, `None` when dropped.
-    created: Option<usize>,
-    /// For a column, constraint or trigger copied or moved from another relation: the object it
-    /// came from and the index of the migration that created that.
-    from: Option<(Object, usize)>,
-}
+/// One name that came (`true`) or went during a walk, and what a new one came from.
+type Change = (Object, bool, Option<(Object, usize)>);
 
-/// An object whose existence changed.
-struct Change {
-    object: Object,
-    created: Option<usize>,
-    from: Option<(Object, usize)>,
-}
-
-impl Change {
-    fn created(object: Object, idx: usize) -> Self {
-        Change {
-            object,
-            created: Some(idx),
-            from: None,
-        }
-    }
-
-    fn removed(object: Object) -> Self {
-        Change {
-            object,
-            created: None,
-            from: None,
-        }
-    }
+/// What happened to names during a walk (recorded into a [`History`]).
+#[derive(Debug, Default)]
+struct Changes {
+    list: Vec<Change>,
 }
 
 impl History {
     /// Walks the canonical set in order.
     pub fn of(canonical: &[Analyzed]) -> Self {
         let mut h = History::default();
-        let mut state = State::default();
-        for (idx, a) in canonical.iter().enumerate() {
-            let version = &a.migration.version;
+        let mut walk = Walk::default();
+        for (i, a) in canonical.iter().enumerate() {
+            let mut changes = Changes::default();
+            walk.member(
+                i,
+                &a.analysis.facts.events,
+                true,
+                &mut Vec::new(),
+                &mut changes,
+            );
+            for (object, created, from) in changes.list {
+                h.entries.entry(object).or_default().push(Entry {
+                    at: i,
+                    created,
+                    from,
+                });
+            }
             for e in &a.analysis.facts.events {
-                for c in state.apply(e, idx) {
-                    h.entries.entry(c.object).or_default().push(Entry {
-                        version: version.clone(),
-                        created: c.created,
-                        from: c.from,
-                    });
-                }
-                if let (Action::Create, Object::Relation(name), Some(kind)) =
+                if let (Action::Create { .. }, Object::Relation(name), Some(kind)) =
                     (&e.action, &e.object, e.rel_kind)
                 {
                     h.rel_kinds.entry(name.clone()).or_insert(kind);
@@ -215,53 +238,45 @@ impl History {
         h
     }
 
-    /// The object a reference needs (see [`dependency_key`]), for objects no migration creates
-    /// under that name: a type named like a table is the table's row type (`RETURNS SETOF
-    /// posts`), and a known extension's object may be qualified with the schema the extension
-    /// was installed in (`extensions.uuid_generate_v4()`).
-    fn needs(&self, obj: &Object) -> Object {
-        let key = dependency_key(obj);
-        if self.entries.contains_key(&key) {
-            return key;
-        }
-        let (name, bare): (&String, fn(String) -> Object) = match &key {
-            Object::Type(n) => (n, Object::Type),
-            Object::Function(n) => (n, Object::Function),
-            Object::OperatorClass(n) => (n, Object::OperatorClass),
-            _ => return key,
-        };
-        let table = Object::Relation(name.clone());
-        if matches!(key, Object::Type(_)) && self.entries.contains_key(&table) {
-            return table;
-        }
-        match name
-            .rsplit_once('.')
-            .map(|(_, b)| dependency_key(&bare(b.to_owned())))
-        {
-            Some(ext @ Object::Extension(_)) => ext,
-            _ => key,
-        }
+    /// Whether any canonical migration creates `obj` (else it is built in or from outside).
+    fn known(&self, obj: &Object) -> bool {
+        self.entries
+            .get(obj)
+            .is_some_and(|es| es.iter().any(|e| e.created))
     }
 
-    /// The canonical migration that provides `obj` to a migration of version `before`.
-    fn provider(&self, obj: &Object, before: &Version) -> Option<usize> {
-        self.entries
+    /// The canonical migration that provides `obj` to canonical migration `before`.
+    fn provider(&self, obj: &Object, before: usize) -> Option<usize> {
+        let e = self
+            .entries
             .get(obj)?
             .iter()
             .rev()
-            .find(|e| &e.version < before)
-            .and_then(|e| e.created)
+            .find(|e| e.at < before)?;
+        e.created.then_some(e.at)
     }
 
-    /// The first canonical migration that creates `obj` at all (for objects created later).
+    /// The first canonical migration that creates `obj` at all.
     fn any_provider(&self, obj: &Object) -> Option<usize> {
-        self.entries.get(obj)?.iter().find_map(|e| e.created)
+        self.entries
+            .get(obj)?
+            .iter()
+            .find(|e| e.created)
+            .map(|e| e.at)
+    }
+
+    /// A canonical migration after `from` and before `to` that removes `obj`.
+    fn removed_between(&self, obj: &Object, from: usize, to: usize) -> Option<usize> {
+        self.entries
+            .get(obj)?
+            .iter()
+            .find(|e| !e.created && e.at > from && e.at < to)
+            .map(|e| e.at)
     }
 
     /// What a missing `obj` that migration `provider` creates really needs: when `provider` ran
-    /// (`ran`) but the object is a copy or the new name of another one (`LIKE`, `PARTITION OF`,
-    /// a table rename), it could not copy or move what was not there, so the object it came from
-    /// is the one missing, and so on back.
+    /// but the object is a copy or the new name of another one, the object it came from is the
+    /// one missing, and so on back.
     fn origin(
         &self,
         obj: &Object,
@@ -273,11 +288,10 @@ impl History {
             let from = self.entries.get(&obj).and_then(|es| {
                 es.iter()
                     .rev()
-                    .find(|e| e.created == Some(p))
+                    .find(|e| e.created && e.at == p)
                     .and_then(|e| e.from.clone())
             });
             match from {
-                // Creators only ever come earlier, so this ends.
                 Some((o, q)) if q < p => (obj, p) = (o, q),
                 _ => break,
             }
@@ -291,6 +305,7 @@ impl History {
             Object::Relation(name) => {
                 let kind = match self.rel_kinds.get(name) {
                     Some(RelKind::View) => "view",
+                    Some(RelKind::MaterializedView) => "materialized view",
                     Some(RelKind::Index) => "index",
                     Some(RelKind::Sequence) => "sequence",
                     _ => "table",
@@ -302,121 +317,425 @@ impl History {
     }
 }
 
-/// Which objects exist, and which migration created each.
-#[derive(Debug, Default)]
-struct State {
-    present: HashMap<Object, usize>,
+/// What a walk found wrong, for [`check_profile`] to put in words.
+#[derive(Debug)]
+enum Problem {
+    /// A reference to an object that does not exist (`guarded`: inside an exception block).
+    Missing {
+        line: u32,
+        object: Object,
+        key: Object,
+        guarded: bool,
+        in_function: Option<String>,
+    },
+    /// A `CREATE` (or rename) of a name that exists.
+    Exists {
+        line: u32,
+        object: Object,
+        existing: Id,
+    },
+    /// A `DROP` PostgreSQL refuses.
+    DropRefused {
+        line: u32,
+        target: Id,
+        refusal: Refusal,
+    },
 }
 
-impl State {
-    /// Applies one event; returns the objects whose existence changed.
-    fn apply(&mut self, e: &Event, idx: usize) -> Vec<Change> {
-        let key = dependency_key(&e.object);
-        match &e.action {
-            Action::Reference => Vec::new(),
-            Action::Create => {
-                self.present.insert(key.clone(), idx);
-                vec![Change::created(key, idx)]
+/// A reference inside a PL/pgSQL body, checked when the profile has run.
+#[derive(Debug, Clone)]
+struct BodyRef {
+    member: usize,
+    line: u32,
+    object: Object,
+    key: Object,
+    function: String,
+}
+
+/// The state of one walk.
+#[derive(Debug, Default, Clone)]
+struct Walk {
+    cat: Catalog,
+    /// Routine → what its PL/pgSQL body uses.
+    bodies: HashMap<Id, Vec<BodyRef>>,
+    /// Body references read since the last `CREATE FUNCTION` (they come before it).
+    pending_bodies: Vec<BodyRef>,
+    /// Everything the canonical history creates: a name it creates is never taken for an
+    /// extension's object of the same last name.
+    known: HashSet<Object>,
+}
+
+impl Walk {
+    /// The object a reference needs: a use of an extension's object needs the extension, also
+    /// when qualified with the schema the extension was installed in.
+    fn resolve(&self, obj: &Object) -> Object {
+        let key = dependency_key(obj);
+        if matches!(key, Object::Extension(_))
+            || self.cat.lookup(&key).is_some()
+            || self.known.contains(&key)
+        {
+            return key;
+        }
+        let bare = match &key {
+            Object::Type(n) => n.rsplit_once('.').map(|(_, b)| Object::Type(b.to_owned())),
+            Object::Function(n) => n
+                .rsplit_once('.')
+                .map(|(_, b)| Object::Function(b.to_owned())),
+            Object::OperatorClass(n) => n
+                .rsplit_once('.')
+                .map(|(_, b)| Object::OperatorClass(b.to_owned())),
+            _ => None,
+        };
+        match bare.map(|b| dependency_key(&b)) {
+            Some(ext @ Object::Extension(_)) => ext,
+            _ => key,
+        }
+    }
+
+    fn record_created(&self, changes: &mut Changes, id: Id, from: Option<(Object, usize)>) {
+        let key = self.cat.get(id).key.clone();
+        if let Object::Routine { name, .. } = &key {
+            let overloads = self
+                .cat
+                .live()
+                .filter(|(_, o)| o.key.routine_name() == Some(name.as_str()))
+                .count();
+            if overloads == 1 {
+                changes
+                    .list
+                    .push((Object::Function(name.clone()), true, None));
             }
-            Action::Drop => {
-                self.present.remove(&key);
-                let mut changed = vec![Change::removed(key.clone())];
-                if let Object::Relation(name) = &key {
-                    let owned: Vec<Object> = self
-                        .present
-                        .keys()
-                        .filter(|o| o.owner() == Some(name.as_str()))
-                        .cloned()
-                        .collect();
-                    for o in owned {
-                        self.present.remove(&o);
-                        changed.push(Change::removed(o));
+        }
+        changes.list.push((key, true, from));
+    }
+
+    fn record_removed(&self, changes: &mut Changes, key: Object) {
+        if let Object::Routine { name, .. } = &key
+            && self.cat.lookup(&Object::Function(name.clone())).is_none()
+        {
+            changes
+                .list
+                .push((Object::Function(name.clone()), false, None));
+        }
+        changes.list.push((key, false, None));
+    }
+
+    /// Applies one member's events. `applied = false`: PostgreSQL refused the migration, so
+    /// nothing it did stays.
+    fn member(
+        &mut self,
+        m: usize,
+        events: &[Event],
+        applied: bool,
+        out: &mut Vec<Problem>,
+        changes: &mut Changes,
+    ) {
+        let before = (!applied).then(|| self.clone());
+        let mut i = 0;
+        while i < events.len() {
+            let stmt = events[i].stmt;
+            let j = i + events[i..].iter().take_while(|e| e.stmt == stmt).count();
+            self.statement(m, &events[i..j], out, changes);
+            i = j;
+        }
+        if let Some(before) = before {
+            *self = before;
+            changes.list.clear();
+        }
+    }
+
+    fn statement(
+        &mut self,
+        m: usize,
+        events: &[Event],
+        out: &mut Vec<Problem>,
+        changes: &mut Changes,
+    ) {
+        let mut deps: Vec<(Object, Id)> = Vec::new();
+        let mut routines: Vec<Id> = Vec::new();
+        for e in events {
+            match &e.action {
+                Action::Reference => {
+                    let key = self.resolve(&e.object);
+                    if let Some(f) = &e.in_function {
+                        self.pending_bodies.push(BodyRef {
+                            member: m,
+                            line: e.line,
+                            object: e.object.clone(),
+                            key,
+                            function: f.clone(),
+                        });
+                        continue;
+                    }
+                    match self.cat.lookup(&key) {
+                        Some(id) => {
+                            if let Some(by) = &e.by {
+                                deps.push((by.clone(), id));
+                            }
+                        }
+                        None if !e.conditional || e.guarded => {
+                            // A column of a missing table: PostgreSQL reports the table.
+                            let (object, key) = match &key {
+                                Object::Column { table, .. }
+                                    if self
+                                        .cat
+                                        .lookup(&Object::Relation(table.clone()))
+                                        .is_none()
+                                        && self
+                                            .known
+                                            .contains(&Object::Relation(table.clone())) =>
+                                {
+                                    let t = Object::Relation(table.clone());
+                                    (t.clone(), t)
+                                }
+                                _ => (e.object.clone(), key),
+                            };
+                            out.push(Problem::Missing {
+                                line: e.line,
+                                object,
+                                key,
+                                guarded: e.guarded,
+                                in_function: None,
+                            })
+                        }
+                        None => {}
                     }
                 }
-                changed
-            }
-            Action::CopyColumns { from } => {
-                let Object::Relation(to) = &key else {
-                    return Vec::new();
-                };
-                let copied: Vec<(Object, usize)> = self
-                    .present
-                    .iter()
-                    .filter(|(o, _)| matches!(o, Object::Column { table, .. } if table == from))
-                    .map(|(o, i)| (o.clone(), *i))
-                    .collect();
-                copied
-                    .into_iter()
-                    .map(|(o, i)| {
-                        let copy = o.with_owner(to);
-                        self.present.insert(copy.clone(), idx);
-                        Change {
-                            object: copy,
-                            created: Some(idx),
-                            from: Some((o, i)),
+                Action::Create { mode } => match self.cat.lookup(&e.object) {
+                    Some(id) => match mode {
+                        CreateMode::Plain if !e.conditional => out.push(Problem::Exists {
+                            line: e.line,
+                            object: e.object.clone(),
+                            existing: id,
+                        }),
+                        CreateMode::OrReplace => {
+                            self.cat.clear_deps(id);
+                            if matches!(e.object, Object::Routine { .. }) {
+                                routines.push(id);
+                            }
                         }
-                    })
-                    .collect()
-            }
-            Action::RenameRelation { to } => {
-                let Object::Relation(from) = &key else {
-                    return Vec::new();
-                };
-                let mut changed = Vec::new();
-                self.present.remove(&key);
-                changed.push(Change::removed(key.clone()));
-                self.present.insert(Object::Relation(to.clone()), idx);
-                changed.push(Change::created(Object::Relation(to.clone()), idx));
-                let owned: Vec<(Object, usize)> = self
-                    .present
-                    .iter()
-                    .filter(|(o, _)| o.owner() == Some(from.as_str()))
-                    .map(|(o, i)| (o.clone(), *i))
-                    .collect();
-                // Under its new name, an object exists from the rename on.
-                for (o, i) in owned {
-                    self.present.remove(&o);
-                    changed.push(Change::removed(o.clone()));
-                    let moved = o.with_owner(to);
-                    self.present.insert(moved.clone(), idx);
-                    changed.push(Change {
-                        object: moved,
-                        created: Some(idx),
-                        from: Some((o, i)),
-                    });
+                        CreateMode::IfNotExists if e.owner.is_none() => break,
+                        _ => {}
+                    },
+                    None => {
+                        let owner = e.owner.as_ref().and_then(|o| self.cat.lookup(o));
+                        let id = self.cat.create(e.object.clone(), m, owner);
+                        if matches!(e.object, Object::Routine { .. }) {
+                            routines.push(id);
+                        }
+                        self.record_created(changes, id, None);
+                    }
+                },
+                Action::Drop { cascade } => {
+                    let key = self.resolve(&e.object);
+                    if let Some(id) = self.cat.lookup(&key) {
+                        match self.cat.drop(id, *cascade) {
+                            Ok(gone) => {
+                                for g in gone {
+                                    let key = self.cat.get(g).key.clone();
+                                    self.bodies.remove(&g);
+                                    self.record_removed(changes, key);
+                                }
+                            }
+                            Err(refusal) => out.push(Problem::DropRefused {
+                                line: e.line,
+                                target: id,
+                                refusal,
+                            }),
+                        }
+                    }
                 }
-                changed
+                Action::Rename { to } => {
+                    let Some(id) = self.cat.lookup(&e.object) else {
+                        continue;
+                    };
+                    if let Some(other) = self.cat.lookup(to)
+                        && other != id
+                    {
+                        out.push(Problem::Exists {
+                            line: e.line,
+                            object: to.clone(),
+                            existing: other,
+                        });
+                        continue;
+                    }
+                    self.rename(m, id, to.clone(), changes);
+                }
+                Action::CopyColumns { from } => {
+                    let (Some(to), Some(src)) = (
+                        self.cat.lookup(&e.object),
+                        self.cat.lookup(&Object::Relation(from.clone())),
+                    ) else {
+                        continue;
+                    };
+                    let Object::Relation(to_name) = self.cat.get(to).key.clone() else {
+                        continue;
+                    };
+                    for c in self.cat.columns_of(src) {
+                        let orig = self.cat.get(c).key.clone();
+                        let copy = orig.with_owner(&to_name);
+                        if self.cat.lookup(&copy).is_none() {
+                            let made_by = self.cat.get(c).created_by;
+                            let id = self.cat.create(copy, m, Some(to));
+                            self.record_created(changes, id, Some((orig, made_by)));
+                        }
+                    }
+                }
+                Action::Attach { owner } => {
+                    if let Some(id) = self.cat.lookup(&e.object) {
+                        let owner = owner.as_ref().and_then(|o| self.cat.lookup(o));
+                        self.cat.set_owner(id, owner);
+                    }
+                }
+            }
+        }
+        for (by, on) in deps {
+            if let Some(b) = self.cat.lookup(&by) {
+                self.cat.add_dep(b, on);
+            }
+        }
+        for id in routines {
+            let Some(name) = self.cat.get(id).key.routine_name().map(str::to_owned) else {
+                continue;
+            };
+            let (refs, rest): (Vec<BodyRef>, Vec<BodyRef>) =
+                std::mem::take(&mut self.pending_bodies)
+                    .into_iter()
+                    .partition(|r| r.function == name);
+            self.pending_bodies = rest;
+            self.bodies.insert(id, refs);
+        }
+    }
+
+    /// Renames `id` (and, for a constraint, the index behind it; for such an index, its
+    /// constraint).
+    fn rename(&mut self, _m: usize, id: Id, to: Object, changes: &mut Changes) {
+        let old = self.cat.get(id).key.clone();
+        let mut renamed = self.cat.rename(id, to.clone());
+        // A constraint and the index that implements it share their name.
+        match (&old, &to) {
+            (Object::Constraint { table, name }, Object::Constraint { name: new, .. }) => {
+                let schema_of = |n: &str| n.rsplit_once('.').map(|(s, _)| format!("{s}."));
+                let prefix = schema_of(table).unwrap_or_default();
+                let idx = Object::Relation(format!("{prefix}{name}"));
+                if let Some(i) = self.cat.lookup(&idx)
+                    && self.cat.get(i).owner == Some(id)
+                {
+                    renamed.extend(
+                        self.cat
+                            .rename(i, Object::Relation(format!("{prefix}{new}"))),
+                    );
+                }
+            }
+            (Object::Relation(_), Object::Relation(new)) => {
+                if let Some(owner) = self.cat.get(id).owner
+                    && let Object::Constraint { table, .. } = self.cat.get(owner).key.clone()
+                {
+                    let to = Object::Constraint {
+                        table,
+                        name: crate::analyze::names::last(new).to_owned(),
+                    };
+                    renamed.extend(self.cat.rename(owner, to));
+                }
+            }
+            _ => {}
+        }
+        for (from, to) in renamed {
+            let made_by = self
+                .cat
+                .lookup(&to)
+                .map(|i| self.cat.get(i).created_by)
+                .unwrap_or(0);
+            changes.list.push((from.clone(), false, None));
+            changes.list.push((to, true, Some((from, made_by))));
+        }
+    }
+
+    /// What the PL/pgSQL bodies of the routines that exist at the end use and is missing.
+    fn finish(&self, out: &mut Vec<Problem>, by_member: &mut HashMap<usize, Vec<Problem>>) {
+        let _ = out;
+        for (&id, refs) in &self.bodies {
+            if !self.cat.get(id).alive {
+                continue;
+            }
+            let mut seen = HashSet::new();
+            for r in refs {
+                if self.cat.lookup(&r.key).is_none() && seen.insert(r.key.clone()) {
+                    by_member
+                        .entry(r.member)
+                        .or_default()
+                        .push(Problem::Missing {
+                            line: r.line,
+                            object: r.object.clone(),
+                            key: r.key.clone(),
+                            guarded: false,
+                            in_function: Some(r.function.clone()),
+                        });
+                }
             }
         }
     }
 }
 
-/// Checks a profile: every unconditional reference must be satisfied by an earlier member.
+/// Checks a profile as PostgreSQL would apply it.
 ///
-/// `canonical` is the full set in version order; `members` the profile in version order. A
-/// missing object is reported only when some canonical migration creates it (anything else is
-/// built in or comes from outside the migrations), naming that migration.
+/// `canonical` is the full set in order; `members` the profile in order. A missing object is
+/// reported only when some canonical migration creates it (anything else is built in or comes
+/// from outside the migrations), naming that migration.
 pub fn check_profile(
     canonical: &[Analyzed],
     members: &[Member<'_>],
     forbidden: &[String],
 ) -> Vec<Finding> {
     let history = History::of(canonical);
-    let by_version: BTreeMap<&Version, &Member<'_>> = members
+    let position: HashMap<&crate::layout::Version, usize> = canonical
         .iter()
-        .map(|m| (&m.analyzed.migration.version, m))
+        .enumerate()
+        .map(|(i, a)| (&a.migration.version, i))
         .collect();
-    let mut state = State::default();
-    let mut findings = Vec::new();
-
+    let at: Vec<usize> = members
+        .iter()
+        .map(|m| {
+            position
+                .get(&m.analyzed.migration.version)
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let by_version: BTreeMap<usize, &Member<'_>> =
+        members.iter().zip(&at).map(|(m, &i)| (i, m)).collect();
     let ran = |p: usize| {
         by_version
-            .get(&canonical[p].migration.version)
-            .is_some_and(|member| member.membership == Membership::Included)
+            .get(&p)
+            .is_some_and(|m| m.membership == Membership::Included)
     };
 
+    let mut walk = Walk {
+        known: history.entries.keys().cloned().collect(),
+        ..Walk::default()
+    };
+    let mut problems: Vec<Vec<Problem>> = Vec::new();
+    for (idx, member) in members.iter().enumerate() {
+        let mut out = Vec::new();
+        walk.member(
+            idx,
+            &member.analyzed.analysis.facts.events,
+            member.membership != Membership::NotApplied,
+            &mut out,
+            &mut Changes::default(),
+        );
+        problems.push(out);
+    }
+    let mut late: HashMap<usize, Vec<Problem>> = HashMap::new();
+    walk.finish(&mut Vec::new(), &mut late);
+    for (m, ps) in late {
+        problems[m].extend(ps);
+    }
+
+    let mut findings = Vec::new();
     for (idx, member) in members.iter().enumerate() {
         let m = &member.analyzed.migration;
+        let file = m.up.file_name.as_str();
         if let Some(e) = &member.analyzed.parse_error {
             findings.push(Finding::error(
                 &e.file,
@@ -424,38 +743,121 @@ pub fn check_profile(
                 format!("cannot parse: {}", e.message),
             ));
         }
+        let here = at[idx];
         let mut reported: HashSet<Object> = HashSet::new();
         let mut missing_relations: HashSet<String> = HashSet::new();
-        // (owner relation, finding) for this migration.
         let mut found: Vec<(Option<String>, Finding)> = Vec::new();
-        for e in &member.analyzed.analysis.facts.events {
-            if e.action == Action::Reference && !e.conditional {
-                let key = history.needs(&e.object);
-                if !state.present.contains_key(&key) {
-                    let provider = history.provider(&key, &m.version).or_else(|| {
-                        // Created later in the canonical order: an ordering problem of its own.
-                        history
-                            .any_provider(&key)
-                            .filter(|&p| canonical[p].migration.version > m.version)
-                    });
-                    if let Some(p) = provider
-                        && reported.insert(key.clone())
-                    {
-                        if let Object::Relation(name) = &key {
-                            missing_relations.insert(name.clone());
-                        }
-                        let (needed, p) = history.origin(&key, p, ran);
-                        let f = missing(&history, canonical, &by_version, m, e, &needed, p);
-                        found.push((e.object.owner().map(str::to_owned), f));
+        for p in std::mem::take(&mut problems[idx]) {
+            match p {
+                Problem::Missing {
+                    line,
+                    object,
+                    key,
+                    guarded,
+                    in_function,
+                } => {
+                    let provider = history
+                        .provider(&key, here)
+                        .or_else(|| history.any_provider(&key).filter(|&p| p > here));
+                    let Some(p) = provider.or_else(|| {
+                        (in_function.is_some() && history.known(&key))
+                            .then(|| history.any_provider(&key))
+                            .flatten()
+                    }) else {
+                        continue;
+                    };
+                    if !reported.insert(key.clone()) {
+                        continue;
                     }
+                    if let Object::Relation(name) = &key {
+                        missing_relations.insert(name.clone());
+                    }
+                    let (needed, p) = history.origin(&key, p, ran);
+                    let mut f = missing(
+                        &history,
+                        canonical,
+                        &by_version,
+                        here,
+                        file,
+                        line,
+                        &object,
+                        &needed,
+                        p,
+                        in_function.as_deref(),
+                    );
+                    if guarded {
+                        f.severity = Severity::Warning;
+                        f.message.push_str(
+                            " (inside a PL/pgSQL block whose exception handler catches the error)",
+                        );
+                    }
+                    found.push((object.owner().map(str::to_owned), f));
+                }
+                Problem::Exists {
+                    line,
+                    object,
+                    existing,
+                } => {
+                    let made = walk.cat.get(existing).created_by;
+                    let made_at = at.get(made).copied().unwrap_or(0);
+                    let by = &members[made].analyzed.migration.up.file_name;
+                    let mut message = format!(
+                        "{} already exists (created by {by}); PostgreSQL refuses to create it again",
+                        history.describe(&object)
+                    );
+                    if let Some(r) = history.removed_between(&object, made_at, here) {
+                        let gone = &canonical[r].migration.up.file_name;
+                        message.push_str(&match by_version.get(&r) {
+                            None => format!(
+                                ": {gone}, which this profile leaves out, drops or renames it first"
+                            ),
+                            Some(_) => format!(
+                                ": {gone} drops or renames it first, but not in this profile"
+                            ),
+                        });
+                    }
+                    found.push((None, Finding::error(file, line, message)));
+                }
+                Problem::DropRefused {
+                    line,
+                    target,
+                    refusal,
+                } => {
+                    let what = history.describe(&walk.cat.get(target).key);
+                    let message = match refusal {
+                        Refusal::Required { by } => format!(
+                            "cannot drop {what}: {} requires it (PostgreSQL refuses; drop the constraint instead)",
+                            walk.cat.get(by).key
+                        ),
+                        Refusal::Dependents { blocker, on } => {
+                            let b = walk.cat.get(blocker);
+                            let mut message = format!(
+                                "cannot drop {what}: {} (created by {}) depends on {}; PostgreSQL refuses a DROP without CASCADE while it exists",
+                                history.describe(&b.key),
+                                members[b.created_by].analyzed.migration.up.file_name,
+                                if on == target {
+                                    "it".to_owned()
+                                } else {
+                                    history.describe(&walk.cat.get(on).key)
+                                }
+                            );
+                            let made_at = at.get(b.created_by).copied().unwrap_or(0);
+                            if let Some(r) = history.removed_between(&b.key, made_at, here)
+                                && !by_version.contains_key(&r)
+                            {
+                                message.push_str(&format!(
+                                    " ({}, which this profile leaves out, drops or changes it first)",
+                                    canonical[r].migration.up.file_name
+                                ));
+                            }
+                            message
+                        }
+                    };
+                    found.push((None, Finding::error(file, line, message)));
                 }
             }
-            if member.membership != Membership::NotApplied {
-                state.apply(e, idx);
-            }
         }
-        // A missing table is reported once, not again for each of its columns, wherever in the
-        // migration they are used.
+        // A missing table is reported once, not again for each of its columns.
         findings.extend(
             found
                 .into_iter()
@@ -469,7 +871,7 @@ pub fn check_profile(
         for u in &member.analyzed.analysis.facts.extension_uses {
             if forbidden.contains(&u.extension) {
                 findings.push(Finding::error(
-                    &m.up.file_name,
+                    file,
                     u.line,
                     format!(
                         "{} needs extension {}, which this profile forbids",
@@ -482,27 +884,33 @@ pub fn check_profile(
     findings
 }
 
+#[allow(clippy::too_many_arguments)]
 fn missing(
     history: &History,
     canonical: &[Analyzed],
-    by_version: &BTreeMap<&Version, &Member<'_>>,
-    m: &Migration,
-    e: &Event,
+    by_version: &BTreeMap<usize, &Member<'_>>,
+    here: usize,
+    file: &str,
+    line: u32,
+    object: &Object,
     key: &Object,
     provider: usize,
+    in_function: Option<&str>,
 ) -> Finding {
     let p = &canonical[provider].migration;
-    let what = if &e.object == key {
-        history.describe(&e.object)
+    let what = if object == key {
+        history.describe(object)
     } else {
         format!(
             "{} (from {})",
-            history.describe(&e.object),
+            history.describe(object),
             history.describe(key)
         )
     };
-    let whose = match by_version.get(&p.version) {
-        _ if p.version > m.version => format!("is created only later, by {}", p.up.file_name),
+    let whose = match by_version.get(&provider) {
+        _ if provider > here && in_function.is_none() => {
+            format!("is created only later, by {}", p.up.file_name)
+        }
         None => format!("is created by excluded {}", p.up.file_name),
         Some(member) if member.membership == Membership::NotApplied => {
             format!("is created by {}, which did not apply", p.up.file_name)
@@ -512,46 +920,52 @@ fn missing(
             p.up.file_name, member.analyzed.migration.up.file_name
         ),
         Some(_) => format!(
-            "is created by {}, but an earlier migration of this profile drops or renames it",
+            "is created by {}, but a migration of this profile drops or renames it",
             p.up.file_name
         ),
     };
-    let context = match &e.in_function {
-        Some(f) => format!(" (used in the body of function {f})"),
-        None => String::new(),
+    let message = match in_function {
+        Some(f) => format!(
+            "{what} {whose} (used in the body of function {f}; PostgreSQL accepts the migration, the function fails when it runs)"
+        ),
+        None => format!("{what} {whose}"),
     };
     Finding {
         dependency: Some((key.clone(), p.up.file_name.clone())),
-        deferred: e.in_function.is_some(),
-        ..Finding::error(&m.up.file_name, e.line, format!("{what} {whose}{context}"))
+        deferred: in_function.is_some(),
+        ..Finding::error(file, line, message)
     }
 }
 
-/// Problems with the transaction sqlx runs a migration in (or does not).
+/// Problems with the transaction the tool runs a migration in (or does not).
 pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
     let m = &a.migration;
+    let up = &m.up;
     let mut out = Vec::new();
-    let finding = |line: u32, message: String| Finding::error(&m.up.file_name, line, message);
-    let warning = |line: u32, message: String| Finding::warning(&m.up.file_name, line, message);
-    let stripped = m.up.source.trim_start_matches('\u{feff}');
-    if m.up.source.starts_with('\u{feff}') && !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
-        out.push(finding(
-            1,
-            "starts with a byte-order mark, which PostgreSQL rejects as a syntax error; save the file as UTF-8 without BOM"
-                .to_owned(),
-        ));
+    let finding = |line: u32, message: String| Finding::error(&up.file_name, line, message);
+    let warning = |line: u32, message: String| Finding::warning(&up.file_name, line, message);
+    let source = up.source.as_str();
+    if source.starts_with('\u{feff}') {
+        let stripped = source.trim_start_matches('\u{feff}');
+        if !stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
+            out.push(finding(
+                1,
+                "starts with a byte-order mark, which PostgreSQL rejects as a syntax error; save the file as UTF-8 without BOM"
+                    .to_owned(),
+            ));
+        }
     }
-    // The directive only counts at the very first byte.
-    if !m.up.no_transaction {
-        let stripped = m.up.source.trim_start_matches('\u{feff}');
+    // sqlx: the directive only counts at the very first byte.
+    if up.statements.is_none() && !up.no_transaction {
+        let stripped = source.trim_start_matches('\u{feff}');
         let lead = stripped.len() - stripped.trim_start().len();
         if stripped.trim_start().starts_with(NO_TX_DIRECTIVE) {
-            let what = if m.up.source.starts_with('\u{feff}') {
+            let what = if source.starts_with('\u{feff}') {
                 "a byte-order mark"
             } else {
                 "blank space"
             };
-            let line = m.up.line_of(m.up.source.len() - stripped.len() + lead);
+            let line = up.line_of(source.len() - stripped.len() + lead);
             out.push(warning(
                 line,
                 format!(
@@ -561,14 +975,15 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
             ));
         }
     }
-    if m.up.no_transaction {
-        if a.analysis.statement_count > 1 {
+    if up.no_transaction {
+        // One query with several statements is one implicit transaction.
+        if up.statements.is_none() && a.analysis.statement_count > 1 {
             for s in &a.analysis.tx_only {
                 out.push(finding(
                     s.line,
                     format!(
-                        "{} must be the only statement of a `{NO_TX_DIRECTIVE}` migration: PostgreSQL runs the \
-                         {} statements of one migration as a single implicit transaction; split it into its own file",
+                        "{} must be the only statement of a migration run outside a transaction: PostgreSQL runs the \
+                         {} statements of one query as a single implicit transaction; split it into its own file",
                         s.what, a.analysis.statement_count
                     ),
                 ));
@@ -579,22 +994,22 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
             out.push(finding(
                 s.line,
                 format!(
-                    "{} cannot run inside the transaction sqlx wraps this migration in; put it in a migration of \
-                     its own that starts with `{NO_TX_DIRECTIVE}`",
+                    "{} cannot run inside the transaction this migration runs in; put it in a migration of its own \
+                     that runs outside a transaction (sqlx: start the file with `{NO_TX_DIRECTIVE}`)",
                     s.what
                 ),
             ));
         }
-    }
-    for s in &a.analysis.tx_control {
-        out.push(warning(
-            s.line,
-            format!(
-                "{} inside a migration breaks the transaction sqlx manages (each migration is committed by sqlx \
-                 together with its `_sqlx_migrations` row); remove it",
-                s.what
-            ),
-        ));
+        for s in &a.analysis.tx_control {
+            out.push(warning(
+                s.line,
+                format!(
+                    "{} inside a migration that runs in a transaction: PostgreSQL accepts it, but it ends or nests the \
+                     transaction the tool manages (the rest of the file then runs outside it); remove it",
+                    s.what
+                ),
+            ));
+        }
     }
     out
 }
@@ -611,15 +1026,16 @@ pub struct Edge {
 pub fn dependency_edges(canonical: &[Analyzed]) -> Vec<Edge> {
     let history = History::of(canonical);
     let mut edges: BTreeMap<(usize, usize), Vec<Object>> = BTreeMap::new();
+    let walk = Walk::default();
     for (idx, a) in canonical.iter().enumerate() {
         let mut own: HashSet<Object> = HashSet::new();
         for e in &a.analysis.facts.events {
-            let key = history.needs(&e.object);
+            let key = walk.resolve(&e.object);
             if e.action != Action::Reference {
                 own.insert(key);
                 continue;
             }
-            if let Some(p) = history.provider(&key, &a.migration.version)
+            if let Some(p) = history.provider(&key, idx)
                 && p != idx
                 && !own.contains(&key)
             {

@@ -1,4 +1,5 @@
-//! What a migration does to the schema, as the analysis sees it.
+//! What a migration does to the schema, as the analysis sees it: one [`Event`] per thing a
+//! statement creates, needs, drops or renames, in order.
 
 use std::fmt;
 
@@ -23,39 +24,74 @@ pub enum Object {
         table: String,
         name: String,
     },
+    Policy {
+        table: String,
+        name: String,
+    },
+    /// A function or procedure by name: any overload will do (a call, a trigger's function).
     Function(String),
+    /// One overload: its name and its argument types as PostgreSQL tells overloads apart
+    /// (`int4,timestamptz`).
+    Routine {
+        name: String,
+        args: String,
+    },
     OperatorClass(String),
     AccessMethod(String),
     Operator(String),
 }
 
 impl Object {
-    /// The relation an object belongs to (for columns, constraints, triggers).
+    /// The relation an object belongs to (for columns, constraints, triggers, policies).
     pub fn owner(&self) -> Option<&str> {
         match self {
             Object::Column { table, .. }
             | Object::Constraint { table, .. }
-            | Object::Trigger { table, .. } => Some(table),
+            | Object::Trigger { table, .. }
+            | Object::Policy { table, .. } => Some(table),
             _ => None,
         }
     }
 
-    /// The same object moved to another relation (after `ALTER TABLE … RENAME TO`).
+    /// The same object on another relation (after `ALTER TABLE … RENAME TO`).
     pub fn with_owner(&self, new_table: &str) -> Object {
+        let t = new_table.to_owned();
         match self {
             Object::Column { column, .. } => Object::Column {
-                table: new_table.to_owned(),
+                table: t,
                 column: column.clone(),
             },
             Object::Constraint { name, .. } => Object::Constraint {
-                table: new_table.to_owned(),
+                table: t,
                 name: name.clone(),
             },
             Object::Trigger { name, .. } => Object::Trigger {
-                table: new_table.to_owned(),
+                table: t,
+                name: name.clone(),
+            },
+            Object::Policy { name, .. } => Object::Policy {
+                table: t,
                 name: name.clone(),
             },
             other => other.clone(),
+        }
+    }
+
+    /// The schema a `schema.name` object lives in (not `public`).
+    pub fn schema(&self) -> Option<&str> {
+        let name = match self {
+            Object::Type(n) | Object::Relation(n) | Object::Function(n) => n,
+            Object::Routine { name, .. } => name,
+            _ => return None,
+        };
+        name.rsplit_once('.').map(|(s, _)| s)
+    }
+
+    /// For a routine overload, the routine name it answers to.
+    pub fn routine_name(&self) -> Option<&str> {
+        match self {
+            Object::Function(n) | Object::Routine { name: n, .. } => Some(n),
+            _ => None,
         }
     }
 }
@@ -65,6 +101,7 @@ impl Object {
 pub enum RelKind {
     Table,
     View,
+    MaterializedView,
     Index,
     Sequence,
 }
@@ -79,7 +116,9 @@ impl fmt::Display for Object {
             Object::Column { table, column } => write!(f, "column {table}.{column}"),
             Object::Constraint { table, name } => write!(f, "constraint {name} on {table}"),
             Object::Trigger { table, name } => write!(f, "trigger {name} on {table}"),
+            Object::Policy { table, name } => write!(f, "policy {name} on {table}"),
             Object::Function(n) => write!(f, "function {n}"),
+            Object::Routine { name, args } => write!(f, "function {name}({args})"),
             Object::OperatorClass(n) => write!(f, "operator class {n}"),
             Object::AccessMethod(n) => write!(f, "access method {n}"),
             Object::Operator(n) => write!(f, "operator {n}"),
@@ -90,16 +129,58 @@ impl fmt::Display for Object {
 /// What a statement does to an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Brings the object into existence (`CREATE`, `ADD COLUMN`, the new name of a rename).
-    Create,
+    /// Brings the object into existence (`CREATE`, `ADD COLUMN`, an implicit index).
+    Create { mode: CreateMode },
     /// Needs the object to exist.
     Reference,
-    /// Removes the object.
-    Drop,
-    /// Renames a relation: its columns, constraints and triggers move along.
-    RenameRelation { to: String },
+    /// Removes the object; without `cascade`, PostgreSQL refuses while other objects depend on
+    /// it.
+    Drop { cascade: bool },
+    /// Renames the object (a relation's columns, constraints and triggers move along).
+    Rename { to: Object },
     /// The relation gets the columns of another (`LIKE other`, `PARTITION OF parent`, `INHERITS`).
     CopyColumns { from: String },
+    /// The object now belongs to `owner` and goes with it (`ATTACH PARTITION`, an index taken
+    /// over by a constraint), or to nothing (`DETACH PARTITION`).
+    Attach { owner: Option<Object> },
+}
+
+/// What a `CREATE` does when the object already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    /// PostgreSQL refuses: it already exists.
+    Plain,
+    /// `CREATE OR REPLACE`: the new definition replaces the old one.
+    OrReplace,
+    /// `IF NOT EXISTS`: the statement does nothing.
+    IfNotExists,
+    /// A name PostgreSQL chooses itself (an unnamed index or constraint, a row type): it picks
+    /// another name rather than fail.
+    Implicit,
+}
+
+impl CreateMode {
+    pub fn if_not_exists(yes: bool) -> Self {
+        if yes {
+            CreateMode::IfNotExists
+        } else {
+            CreateMode::Plain
+        }
+    }
+
+    pub fn or_replace(yes: bool) -> Self {
+        if yes {
+            CreateMode::OrReplace
+        } else {
+            CreateMode::Plain
+        }
+    }
+}
+
+impl Action {
+    pub fn is_create(&self) -> bool {
+        matches!(self, Action::Create { .. })
+    }
 }
 
 /// One fact about one object, at one line of a migration.
@@ -112,10 +193,22 @@ pub struct Event {
     /// The statement may not run, or tolerates a missing object (`IF EXISTS`, inside a PL/pgSQL
     /// `IF`, loop or exception block): a missing object is not an error.
     pub conditional: bool,
+    /// Inside a PL/pgSQL block with an exception handler, which may catch what fails: a missing
+    /// object is a warning.
+    pub guarded: bool,
     /// The reference is inside a function body, resolved when the function runs.
     pub in_function: Option<String>,
     /// For relations: how it was created.
     pub rel_kind: Option<RelKind>,
+    /// For `Create`: the object it belongs to and goes with (a column's or index's table, a
+    /// partition's parent, the constraint an index implements, a sequence's owning column).
+    pub owner: Option<Object>,
+    /// For `Reference`: the object, created by the same statement, whose definition keeps the
+    /// dependency (a view on its tables, a default on its sequence, a column on its type): it
+    /// then stops a `DROP` of what it references. `None`: needed only while the statement runs.
+    pub by: Option<Object>,
+    /// The statement (counted in the file) the event belongs to.
+    pub stmt: u32,
 }
 
 /// A use of something an extension provides (for profiles that forbid the extension).

@@ -8,17 +8,19 @@
 //! cannot run in the transaction sqlx wraps each migration in.
 
 mod analyze;
+mod catalog;
 mod check;
 pub mod extensions;
 mod facts;
 pub mod layout;
+pub mod syntax;
 
 pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
 pub use check::{
     AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, Severity, analyze_lenient,
     analyze_migration, analyze_set, check_profile, dependency_edges, transaction_findings,
 };
-pub use facts::{Action, Event, ExtensionUse, Facts, Object, RelKind};
+pub use facts::{Action, CreateMode, Event, ExtensionUse, Facts, Object, RelKind};
 pub use layout::{
     Detected, Layout, LayoutKind, Migration, MigrationSet, NO_TX_DIRECTIVE, Part, SetError,
     Version, detect, line_of, read_file,

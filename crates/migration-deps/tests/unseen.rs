@@ -92,14 +92,14 @@ CREATE TABLE api_tokens (
     assert_eq!(
         s.check(&[1]),
         [
-            "002_users.sql:2: function uuid_generate_v4 (from extension uuid-ossp) is created by excluded 001_extensions.sql",
-            "002_users.sql:3: type citext (from extension citext) is created by excluded 001_extensions.sql",
+            "002_users.sql:2: error: function uuid_generate_v4 (from extension uuid-ossp) is created by excluded 001_extensions.sql",
+            "002_users.sql:3: error: type citext (from extension citext) is created by excluded 001_extensions.sql",
         ]
     );
     // `gen_random_uuid()` is built in: 003 needs only `users`.
     assert_eq!(
         s.check(&[2]),
-        ["003_api_tokens.sql:3: table users is created by excluded 002_users.sql"]
+        ["003_api_tokens.sql:3: error: table users is created by excluded 002_users.sql"]
     );
     assert_eq!(s.check(&[3]), Vec::<String>::new(), "leaf");
 }
@@ -167,15 +167,15 @@ GRANT SELECT ON invoices TO PUBLIC;
     assert_eq!(
         s.check(&[2]),
         [
-            "003_memberships.sql:13: table organizations is created by excluded 002_organizations.sql",
-            "005_invoices.sql:3: table organizations is created by excluded 002_organizations.sql",
+            "003_memberships.sql:13: error: table organizations is created by excluded 002_organizations.sql",
+            "005_invoices.sql:3: error: table organizations is created by excluded 002_organizations.sql",
         ]
     );
     assert_eq!(
         s.check(&[3]),
         [
             // Reported once for the table, not again for its column on line 2.
-            "004_validate_memberships_org_fk.sql:1: table memberships is created by excluded 003_memberships.sql",
+            "004_validate_memberships_org_fk.sql:1: error: table memberships is created by excluded 003_memberships.sql",
         ]
     );
     assert_eq!(s.check(&[4]), Vec::<String>::new(), "no one needs 004");
@@ -242,24 +242,25 @@ $$;
     assert_eq!(
         s.check(&[1]),
         [
-            "003_orders.sql:3: type email_address is created by excluded 001_types.sql",
-            "003_orders.sql:10: type order_status is created by excluded 001_types.sql",
-            "003_orders.sql:11: type money_cents is created by excluded 001_types.sql",
-            "004_order_status_refunded.sql:1: type order_status is created by excluded 001_types.sql",
-            "006_orders_in_status.sql:1: type order_status is created by excluded 001_types.sql",
+            "003_orders.sql:3: error: type email_address is created by excluded 001_types.sql",
+            "003_orders.sql:10: error: type order_status is created by excluded 001_types.sql",
+            "003_orders.sql:11: error: type money_cents is created by excluded 001_types.sql",
+            "004_order_status_refunded.sql:1: error: type order_status is created by excluded 001_types.sql",
+            "006_orders_in_status.sql:1: error: type order_status is created by excluded 001_types.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_orders.sql:8: sequence order_number_seq is created by excluded 002_order_number_seq.sql",
-            "005_restart_order_numbers.sql:1: sequence order_number_seq is created by excluded 002_order_number_seq.sql",
+            "003_orders.sql:8: error: sequence order_number_seq is created by excluded 002_order_number_seq.sql",
+            "005_restart_order_numbers.sql:1: error: sequence order_number_seq is created by excluded 002_order_number_seq.sql",
         ]
     );
     assert_eq!(
         s.check(&[3]),
         [
-            "006_orders_in_status.sql:3: table orders is created by excluded 003_orders.sql (used in the body of function orders_in_status)"
+            // A `LANGUAGE sql` body is checked when the function is created.
+            "006_orders_in_status.sql:3: error: table orders is created by excluded 003_orders.sql"
         ]
     );
     assert_eq!(s.check(&[5]), Vec::<String>::new(), "leaf");
@@ -306,18 +307,18 @@ ALTER TABLE events_2024 RENAME TO events_2024_archive;
     assert_eq!(
         s.check(&[1]),
         [
-            "002_events_partitions.sql:1: table events is created by excluded 001_events.sql",
+            "002_events_partitions.sql:1: error: table events is created by excluded 001_events.sql",
             // The partition exists, but without the columns it would have copied from `events`.
-            "003_events_2024_kind_idx.sql:1: column events_2024.kind (from column events.kind) is created by excluded 001_events.sql",
-            "003_events_2024_kind_idx.sql:1: column events_2024.occurred_at (from column events.occurred_at) is created by excluded 001_events.sql",
-            "004_archive_2024.sql:1: table events is created by excluded 001_events.sql",
+            "003_events_2024_kind_idx.sql:1: error: column events_2024.kind (from column events.kind) is created by excluded 001_events.sql",
+            "003_events_2024_kind_idx.sql:1: error: column events_2024.occurred_at (from column events.occurred_at) is created by excluded 001_events.sql",
+            "004_archive_2024.sql:1: error: table events is created by excluded 001_events.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_events_2024_kind_idx.sql:1: table events_2024 is created by excluded 002_events_partitions.sql",
-            "004_archive_2024.sql:1: table events_2024 is created by excluded 002_events_partitions.sql",
+            "003_events_2024_kind_idx.sql:1: error: table events_2024 is created by excluded 002_events_partitions.sql",
+            "004_archive_2024.sql:1: error: table events_2024 is created by excluded 002_events_partitions.sql",
         ]
     );
     assert_eq!(
@@ -392,14 +393,14 @@ ALTER TABLE accounts DISABLE TRIGGER accounts_audit_rename;
     assert_eq!(
         s.check(&[2]),
         [
-            "003_account_triggers.sql:4: function set_updated_at is created by excluded 002_trigger_functions.sql",
-            "003_account_triggers.sql:9: function audit_account_rename is created by excluded 002_trigger_functions.sql",
+            "003_account_triggers.sql:4: error: function set_updated_at is created by excluded 002_trigger_functions.sql",
+            "003_account_triggers.sql:9: error: function audit_account_rename is created by excluded 002_trigger_functions.sql",
         ]
     );
     assert_eq!(
         s.check(&[3]),
         [
-            "004_pause_audit.sql:1: trigger accounts_audit_rename on accounts is created by excluded 003_account_triggers.sql"
+            "004_pause_audit.sql:1: error: trigger accounts_audit_rename on accounts is created by excluded 003_account_triggers.sql"
         ]
     );
 }
@@ -464,16 +465,19 @@ $$;
     assert_eq!(
         s.check(&[2]),
         [
-            "003_functions.sql:3: table comments is created by excluded 002_comments.sql (used in the body of function comment_count)",
-            "004_purge_post.sql:6: table comments is created by excluded 002_comments.sql (used in the body of function purge_post)",
+            // SQL bodies are checked when created; PL/pgSQL ones when they run.
+            "003_functions.sql:3: error: table comments is created by excluded 002_comments.sql",
+            "004_purge_post.sql:6: error: table comments is created by excluded 002_comments.sql (used in the body of function purge_post; PostgreSQL accepts the migration, the function fails when it runs)",
         ]
     );
     assert_eq!(
         s.check(&[1]),
         [
-            "002_comments.sql:3: table posts is created by excluded 001_posts.sql",
-            "003_functions.sql:6: type posts (from table posts) is created by excluded 001_posts.sql",
-            "004_purge_post.sql:9: table posts is created by excluded 001_posts.sql (used in the body of function purge_post)",
+            "002_comments.sql:3: error: table posts is created by excluded 001_posts.sql",
+            "003_functions.sql:6: error: type posts is created by excluded 001_posts.sql",
+            // A standard-SQL body is checked when created.
+            "003_functions.sql:9: error: table posts is created by excluded 001_posts.sql",
+            "004_purge_post.sql:9: error: table posts is created by excluded 001_posts.sql (used in the body of function purge_post; PostgreSQL accepts the migration, the function fails when it runs)",
         ]
     );
 }
@@ -538,8 +542,12 @@ $$;
     assert_eq!(s.check(&[1]), Vec::<String>::new(), "every use is guarded");
     assert_eq!(
         s.check(&[2]),
-        ["004_seed_settings.sql:8: table settings is created by excluded 002_settings.sql",],
-        "only the unguarded INSERT needs settings"
+        [
+            // `WHEN duplicate_object` does not catch a missing table.
+            "003_migrate_legacy_settings.sql:14: error: table settings is created by excluded 002_settings.sql",
+            "004_seed_settings.sql:8: error: table settings is created by excluded 002_settings.sql",
+        ],
+        "the IF-guarded uses are no error"
     );
 }
 
@@ -581,18 +589,17 @@ COMMENT ON COLUMN accounts.email IS 'Login and contact address';
     assert_eq!(
         s.check(&[1]),
         [
-            "002_rename_customers_to_accounts.sql:1: table customers is created by excluded 001_customers.sql",
-            // `accounts` exists, but the rename had no columns to bring.
-            "003_accounts_indexes.sql:1: column accounts.email (from column customers.email) is created by excluded 001_customers.sql",
-            "004_comment_full_name.sql:2: column accounts.email (from column customers.email) is created by excluded 001_customers.sql",
+            "002_rename_customers_to_accounts.sql:1: error: table customers is created by excluded 001_customers.sql",
+            // The rename fails, so there is no `accounts` either.
+            "003_accounts_indexes.sql:1: error: table accounts (from table customers) is created by excluded 001_customers.sql",
+            "004_comment_full_name.sql:1: error: table accounts (from table customers) is created by excluded 001_customers.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_accounts_indexes.sql:1: table accounts is created by excluded 002_rename_customers_to_accounts.sql",
-            "004_comment_full_name.sql:1: column accounts.full_name is created by excluded 002_rename_customers_to_accounts.sql",
-            "004_comment_full_name.sql:2: column accounts.email is created by excluded 002_rename_customers_to_accounts.sql",
+            "003_accounts_indexes.sql:1: error: table accounts is created by excluded 002_rename_customers_to_accounts.sql",
+            "004_comment_full_name.sql:1: error: table accounts is created by excluded 002_rename_customers_to_accounts.sql",
         ]
     );
 }
@@ -630,15 +637,15 @@ CREATE INDEX orders_archive_placed_at_idx ON orders_archive (placed_at);
     assert_eq!(
         s.check(&[1]),
         [
-            "002_orders_archive.sql:2: table orders is created by excluded 001_orders.sql",
+            "002_orders_archive.sql:2: error: table orders is created by excluded 001_orders.sql",
             // The copy exists, but without the columns it would have taken from `orders`.
-            "003_orders_archive_idx.sql:1: column orders_archive.placed_at (from column orders.placed_at) is created by excluded 001_orders.sql",
+            "003_orders_archive_idx.sql:1: error: column orders_archive.placed_at (from column orders.placed_at) is created by excluded 001_orders.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_orders_archive_idx.sql:1: table orders_archive is created by excluded 002_orders_archive.sql"
+            "003_orders_archive_idx.sql:1: error: table orders_archive is created by excluded 002_orders_archive.sql"
         ]
     );
 }
@@ -688,13 +695,15 @@ CREATE TABLE api_keys (
     assert_eq!(
         s.check(&[1]),
         [
-            "003_products_name_trgm.sql:2: operator class gin_trgm_ops (from extension pg_trgm) is created by excluded 001_extensions.sql",
-            "004_api_keys.sql:4: function digest (from extension pgcrypto) is created by excluded 001_extensions.sql",
+            "003_products_name_trgm.sql:2: error: operator class gin_trgm_ops (from extension pg_trgm) is created by excluded 001_extensions.sql",
+            "004_api_keys.sql:4: error: function digest (from extension pgcrypto) is created by excluded 001_extensions.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
-        ["003_products_name_trgm.sql:2: table products is created by excluded 002_products.sql"]
+        [
+            "003_products_name_trgm.sql:2: error: table products is created by excluded 002_products.sql"
+        ]
     );
 }
 
@@ -743,16 +752,16 @@ JOIN app.profiles b ON a.id <> b.id AND app.similarity(a.handle, b.handle) > 0.5
     assert_eq!(
         s.check(&[1]),
         [
-            "003_profiles.sql:2: function extensions.uuid_generate_v4 (from extension uuid-ossp) is created by excluded 001_extensions.sql",
-            "003_profiles.sql:6: operator class extensions.gin_trgm_ops (from extension pg_trgm) is created by excluded 001_extensions.sql",
+            "003_profiles.sql:2: error: function extensions.uuid_generate_v4 (from extension uuid-ossp) is created by excluded 001_extensions.sql",
+            "003_profiles.sql:6: error: operator class extensions.gin_trgm_ops (from extension pg_trgm) is created by excluded 001_extensions.sql",
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_profiles.sql:1: schema app is created by excluded 002_app_schema.sql",
-            "004_similar_handles.sql:1: schema app is created by excluded 002_app_schema.sql",
-            "004_similar_handles.sql:4: function app.similarity is created by excluded 002_app_schema.sql",
+            "003_profiles.sql:1: error: schema app is created by excluded 002_app_schema.sql",
+            "004_similar_handles.sql:1: error: schema app is created by excluded 002_app_schema.sql",
+            "004_similar_handles.sql:4: error: function app.similarity is created by excluded 002_app_schema.sql",
         ]
     );
     assert_eq!(s.check(&[4]), Vec::<String>::new(), "leaf");
@@ -795,13 +804,13 @@ CREATE INDEX useraccounts_displayname_idx ON UserAccounts (displayName);
     assert_eq!(
         s.check(&[1]),
         [
-            "003_display_name_idx.sql:2: table UserAccounts is created by excluded 001_user_accounts.sql"
+            "003_display_name_idx.sql:2: error: table UserAccounts is created by excluded 001_user_accounts.sql"
         ]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "004_lowercase_idx.sql:1: table useraccounts is created by excluded 002_useraccounts_lowercase.sql"
+            "004_lowercase_idx.sql:1: error: table useraccounts is created by excluded 002_useraccounts_lowercase.sql"
         ]
     );
 }
@@ -851,20 +860,20 @@ WHERE a.legacy_id = u.id;
     s.assert_clean();
     assert_eq!(
         s.check(&[1]),
-        ["003_app_users.sql:1: schema app is created by excluded 001_schemas.sql"]
+        ["003_app_users.sql:1: error: schema app is created by excluded 001_schemas.sql"]
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_app_users.sql:4: table users is created by excluded 002_public_users.sql",
-            "005_mark_migrated.sql:1: table users is created by excluded 002_public_users.sql",
+            "003_app_users.sql:4: error: table users is created by excluded 002_public_users.sql",
+            "005_mark_migrated.sql:1: error: table users is created by excluded 002_public_users.sql",
         ]
     );
     assert_eq!(
         s.check(&[3]),
         [
-            "004_app_users_email_idx.sql:1: table app.users is created by excluded 003_app_users.sql",
-            "005_mark_migrated.sql:4: table app.users is created by excluded 003_app_users.sql",
+            "004_app_users_email_idx.sql:1: error: table app.users is created by excluded 003_app_users.sql",
+            "005_mark_migrated.sql:4: error: table app.users is created by excluded 003_app_users.sql",
         ]
     );
 }
@@ -926,21 +935,23 @@ DROP TABLE customers_backup;
     s.assert_clean();
     assert_eq!(
         s.check(&[1]),
-        ["003_import_plans.sql:3: table import_rows is created by excluded 001_import_rows.sql"],
+        [
+            "003_import_plans.sql:3: error: table import_rows is created by excluded 001_import_rows.sql"
+        ],
         "the CTE of the same name in 004 needs nothing"
     );
     assert_eq!(
         s.check(&[2]),
         [
-            "003_import_plans.sql:1: table plans is created by excluded 002_customers_and_plans.sql",
-            "004_backfill_names.sql:4: table customers is created by excluded 002_customers_and_plans.sql",
-            "005_backup_customers.sql:1: table customers is created by excluded 002_customers_and_plans.sql",
+            "003_import_plans.sql:1: error: table plans is created by excluded 002_customers_and_plans.sql",
+            "004_backfill_names.sql:4: error: table customers is created by excluded 002_customers_and_plans.sql",
+            "005_backup_customers.sql:1: error: table customers is created by excluded 002_customers_and_plans.sql",
         ]
     );
     assert_eq!(
         s.check(&[5]),
         [
-            "006_drop_customers_backup.sql:1: table customers_backup is created by excluded 005_backup_customers.sql"
+            "006_drop_customers_backup.sql:1: error: table customers_backup is created by excluded 005_backup_customers.sql"
         ]
     );
 }
@@ -1013,11 +1024,13 @@ GRANT SELECT ON post_summaries TO PUBLIC;
     s.assert_clean();
     assert_eq!(
         s.check(&[2]),
-        ["003_post_summaries.sql:8: table comments is created by excluded 002_comments.sql"]
+        ["003_post_summaries.sql:8: error: table comments is created by excluded 002_comments.sql"]
     );
     assert_eq!(
         s.check(&[3]),
-        ["005_grant_read.sql:1: view post_summaries is created by excluded 003_post_summaries.sql"]
+        [
+            "005_grant_read.sql:1: error: view post_summaries is created by excluded 003_post_summaries.sql"
+        ]
     );
     assert_eq!(s.check(&[4]), Vec::<String>::new(), "leaf index");
 }

@@ -366,8 +366,16 @@ pub fn detect(dir: &Path) -> Result<Detected, SetError> {
         (LayoutKind::Sqlx, sqlx),
         (LayoutKind::GolangMigrate, golang),
     ] = found.as_slice()
-        && sqlx.iter().all(|f| golang.contains(f))
     {
+        if let Some(simple) = sqlx.iter().find(|f| !golang.contains(f)) {
+            return Ok(Detected {
+                kind: LayoutKind::Sqlx,
+                reason: format!(
+                    "{} sqlx migration file(s): reversible pairs and simple files such as {simple}, which golang-migrate would ignore",
+                    sqlx.len()
+                ),
+            });
+        }
         let timestamps = golang.iter().all(|f| {
             let v = f.split('_').next().unwrap_or("");
             v.len() == 14 && v.bytes().all(|b| b.is_ascii_digit()) && v.starts_with('2')
@@ -403,7 +411,7 @@ pub fn detect(dir: &Path) -> Result<Detected, SetError> {
         }),
         [(kind, files)] => Ok(Detected {
             kind: *kind,
-            reason: format!("{} {kind} migration(s), e.g. {}", files.len(), sample(files)),
+            reason: format!("{} {kind} migration file(s), e.g. {}", files.len(), sample(files)),
         }),
         several => Err(SetError::Layout {
             dir: dir.to_path_buf(),

@@ -1,0 +1,113 @@
+//! `CREATE INDEX`: its table, columns, expressions, access method and operator classes, and the
+//! name PostgreSQL gives it when the statement gives none.
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::IndexStmt;
+
+use super::names::{make_object_name, qualified, range_var, strings};
+use super::queries::Scope;
+use super::source::Source;
+use super::{Analyzer, Ctx, Stmt};
+use crate::facts::{CreateMode, Object, RelKind};
+
+impl Analyzer<'_> {
+    pub(crate) fn create_index(&mut self, src: &Source<'_>, st: &Stmt, s: &IndexStmt, ctx: &Ctx) {
+        let Some(rv) = &s.relation else {
+            return;
+        };
+        let rel = range_var(rv);
+        let line = src.line(rv.location);
+        if s.concurrent {
+            self.tx_only(st.line, "CREATE INDEX CONCURRENTLY");
+        }
+        self.reference(ctx, Object::Relation(rel.clone()), line);
+        let schema = rel.rsplit_once('.').map(|(s, _)| s.to_owned());
+        // PostgreSQL's own name: `<table>_<columns>_idx` (`_key` for unique ones).
+        let mut cols = Vec::new();
+        for p in &s.index_params {
+            if let Some(NodeEnum::IndexElem(ie)) = &p.node {
+                cols.push(if !ie.name.is_empty() {
+                    ie.name.clone()
+                } else {
+                    match ie.expr.as_deref().and_then(|e| e.node.as_ref()) {
+                        Some(NodeEnum::FuncCall(f)) => strings(&f.funcname)
+                            .last()
+                            .cloned()
+                            .unwrap_or_else(|| "expr".to_owned()),
+                        _ => "expr".to_owned(),
+                    }
+                });
+            }
+        }
+        let name = if s.idxname.is_empty() {
+            let label = if s.primary {
+                "pkey"
+            } else if s.unique {
+                "key"
+            } else {
+                "idx"
+            };
+            let joined = cols.join("_");
+            make_object_name(super::names::last(&rel), Some(&joined), Some(label))
+        } else {
+            s.idxname.clone()
+        };
+        let index = Object::Relation(match &schema {
+            Some(schema) => format!("{schema}.{name}"),
+            None => name.clone(),
+        });
+        let kept = ctx.kept_by(index.clone());
+        if !s.access_method.is_empty() {
+            let l = src.ident_line(st.start, st.end, &s.access_method);
+            self.reference(&kept, Object::AccessMethod(s.access_method.clone()), l);
+        }
+        let scope = Scope::of(&rel);
+        for p in s.index_params.iter().chain(&s.index_including_params) {
+            let Some(NodeEnum::IndexElem(ie)) = &p.node else {
+                continue;
+            };
+            if !ie.name.is_empty() {
+                let l = src.ident_line(st.start, st.end, &ie.name);
+                self.reference(
+                    &kept,
+                    Object::Column {
+                        table: rel.clone(),
+                        column: ie.name.clone(),
+                    },
+                    l,
+                );
+            }
+            self.walk_opt(src, &ie.expr, &scope, &kept);
+            let opclass = qualified(&strings(&ie.opclass));
+            if !opclass.is_empty() {
+                let l = src.ident_line(st.start, st.end, super::names::last(&opclass));
+                self.reference(&kept, Object::OperatorClass(opclass), l);
+            }
+        }
+        self.walk_opt(src, &s.where_clause, &scope, &kept);
+        let l = if s.idxname.is_empty() {
+            st.line
+        } else {
+            src.ident_line(st.start, st.end, &name)
+        };
+        let mode = if s.idxname.is_empty() {
+            CreateMode::Implicit
+        } else if s.if_not_exists {
+            CreateMode::IfNotExists
+        } else {
+            CreateMode::Plain
+        };
+        let name = match index {
+            Object::Relation(n) => n,
+            _ => unreachable!(),
+        };
+        self.create_rel_owned(
+            ctx,
+            name,
+            RelKind::Index,
+            l,
+            mode,
+            Some(Object::Relation(rel)),
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! PostgreSQL's parse tree, typed (pg_query's protobuf types).
+
+pub mod children;
