@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use migration_deps::{
     Finding, Member, Membership, Severity, analyze_lenient, check_profile, transaction_findings,
+    version_findings,
 };
 use serde::Serialize;
 
@@ -26,12 +27,26 @@ pub struct Deps {
     /// Extensions the walked migrations must not use (e.g. `vector`).
     #[arg(long, value_name = "EXT,...", value_delimiter = ',')]
     pub forbid: Vec<String>,
+    /// The oldest PostgreSQL major version the migrations must run on (newer syntax is an error).
+    #[arg(long, default_value_t = DEFAULT_PG_MAJOR, value_name = "N")]
+    pub pg_major: u32,
     /// `--deny warnings`: fail on warnings too.
     #[arg(long, value_name = "warnings")]
     pub deny: Option<Deny>,
     /// Output: human (`FILE:LINE: error: …`), json, github (workflow-command annotations).
     #[arg(long, default_value = "human")]
     pub format: Format,
+}
+
+/// The PostgreSQL major version this project's embedded server runs, and the default target.
+pub const DEFAULT_PG_MAJOR: u32 = 15;
+
+/// The major version in a server's `--version` text (`postgres (PostgreSQL) 15.20 …` → 15).
+pub fn server_major(version: &str) -> u32 {
+    version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next().and_then(|m| m.parse().ok()))
+        .unwrap_or(DEFAULT_PG_MAJOR)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +85,7 @@ impl Deps {
         let mut findings = check_profile(&analyzed, &members, &self.forbid);
         for m in &members {
             findings.extend(transaction_findings(m.analyzed));
+            findings.extend(version_findings(m.analyzed, self.pg_major));
         }
         let order = |f: &Finding| {
             (

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use migration_deps::{
     Analyzed, Finding, LayoutKind, Member, Membership, MigrationSet, Part, Severity,
-    analyze_lenient, check_profile, transaction_findings,
+    analyze_lenient, check_profile, transaction_findings, version_findings,
 };
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -175,6 +175,7 @@ impl Verify {
         let cluster =
             pg_embedded::Cluster::start().context("cannot start the embedded PostgreSQL")?;
         let server = format!("embedded {}", cluster.binaries().version());
+        let major = crate::deps::server_major(cluster.binaries().version());
         let db = Databases::new(&cluster);
         let parts: Arc<Vec<Part>> = Arc::new(set.migrations.iter().map(|m| m.up.clone()).collect());
         let outcomes = rt.block_on(run_all(
@@ -183,6 +184,7 @@ impl Verify {
             &base,
             self.exclude_each,
             prelude.as_deref(),
+            bookkeeping(set.layout),
             jobs,
         ))?;
         drop(cluster);
@@ -190,7 +192,7 @@ impl Verify {
         let files: Vec<&str> = set.migrations.iter().map(|m| m.file_name()).collect();
         let mut runs = Vec::new();
         let full = &outcomes[&None];
-        runs.push(compare(&analyzed, &files, &base, None, full, full));
+        runs.push(compare(&analyzed, &files, major, &base, None, full, full));
         if self.exclude_each {
             for k in 0..set.migrations.len() {
                 if base.contains(&k) {
@@ -199,6 +201,7 @@ impl Verify {
                 runs.push(compare(
                     &analyzed,
                     &files,
+                    major,
                     &base,
                     Some(k),
                     &outcomes[&Some(k)],
@@ -275,6 +278,7 @@ impl Verify {
 fn compare(
     analyzed: &[Analyzed],
     files: &[&str],
+    major: u32,
     base: &[usize],
     excluded: Option<usize>,
     outcomes: &[Option<Outcome>],
@@ -283,11 +287,11 @@ fn compare(
     let left_out = |i: usize| base.contains(&i) || Some(i) == excluded;
     let refused = |o: &Option<Outcome>| matches!(o, Some((Some(_), _)));
     // The analysis alone: which migrations it says fail.
-    let predicted = static_findings(analyzed, files, |i| {
+    let predicted = static_findings(analyzed, files, major, |i| {
         (!left_out(i)).then_some(Membership::Included)
     });
     // The analysis on the state the database really had.
-    let informed = static_findings(analyzed, files, |i| {
+    let informed = static_findings(analyzed, files, major, |i| {
         if left_out(i) {
             None
         } else if refused(&outcomes[i]) {
@@ -352,6 +356,7 @@ fn compare(
 fn static_findings(
     analyzed: &[Analyzed],
     files: &[&str],
+    major: u32,
     membership: impl Fn(usize) -> Option<Membership>,
 ) -> HashMap<usize, Vec<Finding>> {
     let members: Vec<Member<'_>> = analyzed
@@ -369,6 +374,7 @@ fn static_findings(
     let mut all = check_profile(analyzed, &members, &[]);
     for m in &members {
         all.extend(transaction_findings(m.analyzed));
+        all.extend(version_findings(m.analyzed, major));
     }
     for f in all {
         if let Some(&i) = index.get(f.file.as_str()) {
@@ -491,6 +497,7 @@ async fn run_all(
     base: &[usize],
     each: bool,
     prelude: Option<&str>,
+    bookkeeping: &str,
     jobs: usize,
 ) -> Result<BTreeMap<Option<usize>, Vec<Option<Outcome>>>> {
     let n = parts.len();
@@ -503,6 +510,10 @@ async fn run_all(
             .await
             .context("the prelude failed")?;
     }
+    sqlx::raw_sql(AssertSqlSafe(bookkeeping.to_owned()))
+        .execute(&mut conn)
+        .await
+        .context("cannot create the migration tool's own table")?;
     let mut full: Vec<Option<Outcome>> = vec![None; n];
     let mut runs: BTreeMap<Option<usize>, Vec<Option<Outcome>>> = BTreeMap::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
@@ -748,6 +759,37 @@ fn github_line(source: &std::path::Path, r: &Run, f: &FileResult) -> Option<Stri
         crate::report::escape_github_property(&source.join(&f.file).display().to_string()),
         crate::report::escape_github(&text)
     ))
+}
+
+/// The table the migration tool keeps its history in, as the tool creates it before the first
+/// migration runs (some migrations use it). No rows are recorded in it.
+fn bookkeeping(layout: LayoutKind) -> &'static str {
+    match layout {
+        LayoutKind::Sqlx => {
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, \
+             checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)"
+        }
+        LayoutKind::Diesel => {
+            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        }
+        LayoutKind::Goose => {
+            "CREATE TABLE goose_db_version (id serial NOT NULL, version_id bigint NOT NULL, \
+             is_applied boolean NOT NULL, tstamp timestamp NULL DEFAULT now(), PRIMARY KEY (id))"
+        }
+        LayoutKind::GolangMigrate => {
+            "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"
+        }
+        LayoutKind::Dbmate => "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)",
+        LayoutKind::Flyway => {
+            "CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY, \
+             version VARCHAR(50), description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL, \
+             script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT now(), execution_time INT NOT NULL, \
+             success BOOLEAN NOT NULL)"
+        }
+    }
 }
 
 /// `layout` as given on the command line.

@@ -115,6 +115,19 @@ impl Catalog {
         }
     }
 
+    /// Forgets the dependencies on objects whose names match `which` (a column's type).
+    pub(crate) fn clear_deps_where(&mut self, id: Id, which: impl Fn(&Object) -> bool) {
+        let (gone, kept): (Vec<Id>, Vec<Id>) = std::mem::take(&mut self.objs[id].deps)
+            .into_iter()
+            .partition(|&on| which(&self.objs[on].key));
+        self.objs[id].deps = kept;
+        for on in gone {
+            if let Some(d) = self.dependents.get_mut(&on) {
+                d.retain(|&x| x != id);
+            }
+        }
+    }
+
     pub(crate) fn set_owner(&mut self, id: Id, owner: Option<Id>) {
         if let Some(old) = self.objs[id].owner
             && let Some(c) = self.children.get_mut(&old)

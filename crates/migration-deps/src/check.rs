@@ -340,26 +340,34 @@ enum Problem {
         target: Id,
         refusal: Refusal,
     },
+    /// A problem of a function's body, which a statement at `line` runs by calling it.
+    InCall {
+        line: u32,
+        function: String,
+        problem: Box<Problem>,
+    },
 }
 
-/// A reference inside a PL/pgSQL body, checked when the profile has run.
+/// A statement inside a PL/pgSQL body: what it does happens when the function runs.
 #[derive(Debug, Clone)]
-struct BodyRef {
+struct BodyEvent {
     member: usize,
-    line: u32,
-    object: Object,
-    key: Object,
-    function: String,
+    event: Event,
 }
+
+/// How deep calls of functions whose bodies run during a migration are followed.
+const MAX_CALL_DEPTH: usize = 4;
 
 /// The state of one walk.
 #[derive(Debug, Default, Clone)]
 struct Walk {
     cat: Catalog,
-    /// Routine → what its PL/pgSQL body uses.
-    bodies: HashMap<Id, Vec<BodyRef>>,
-    /// Body references read since the last `CREATE FUNCTION` (they come before it).
-    pending_bodies: Vec<BodyRef>,
+    /// Routine → what its PL/pgSQL body does.
+    bodies: HashMap<Id, Vec<BodyEvent>>,
+    /// Body events read since the last `CREATE FUNCTION` (they come before it).
+    pending_bodies: Vec<BodyEvent>,
+    /// Functions whose bodies are running (called from a migration), innermost last.
+    calls: Vec<Id>,
     /// Everything the canonical history creates: a name it creates is never taken for an
     /// extension's object of the same last name.
     known: HashSet<Object>,
@@ -435,7 +443,7 @@ impl Walk {
         while i < events.len() {
             let stmt = events[i].stmt;
             let j = i + events[i..].iter().take_while(|e| e.stmt == stmt).count();
-            self.statement(m, &events[i..j], out, changes);
+            self.statement(m, &events[i..j], out, changes, false);
             i = j;
         }
         if let Some(before) = before {
@@ -450,27 +458,28 @@ impl Walk {
         events: &[Event],
         out: &mut Vec<Problem>,
         changes: &mut Changes,
+        running: bool,
     ) {
         let mut deps: Vec<(Object, Id)> = Vec::new();
         let mut routines: Vec<Id> = Vec::new();
         for e in events {
+            // A function body's statements happen when it runs (`running`: it runs now).
+            if e.in_function.is_some() && !running {
+                self.pending_bodies.push(BodyEvent {
+                    member: m,
+                    event: e.clone(),
+                });
+                continue;
+            }
             match &e.action {
                 Action::Reference => {
                     let key = self.resolve(&e.object);
-                    if let Some(f) = &e.in_function {
-                        self.pending_bodies.push(BodyRef {
-                            member: m,
-                            line: e.line,
-                            object: e.object.clone(),
-                            key,
-                            function: f.clone(),
-                        });
-                        continue;
-                    }
                     match self.cat.lookup(&key) {
                         Some(id) => {
                             if let Some(by) = &e.by {
                                 deps.push((by.clone(), id));
+                            } else if !e.conditional && matches!(e.object, Object::Function(_)) {
+                                self.call(m, id, e.line, out, changes);
                             }
                         }
                         None if !e.conditional || e.guarded => {
@@ -508,6 +517,12 @@ impl Walk {
                             object: e.object.clone(),
                             existing: id,
                         }),
+                        CreateMode::OrReplace if matches!(e.object, Object::Column { .. }) => {
+                            // A column's new type: only its type dependency changes.
+                            self.cat.clear_deps_where(id, |k| {
+                                matches!(k, Object::Type(_) | Object::Extension(_))
+                            });
+                        }
                         CreateMode::OrReplace => {
                             self.cat.clear_deps(id);
                             if matches!(e.object, Object::Routine { .. }) {
@@ -598,13 +613,47 @@ impl Walk {
             let Some(name) = self.cat.get(id).key.routine_name().map(str::to_owned) else {
                 continue;
             };
-            let (refs, rest): (Vec<BodyRef>, Vec<BodyRef>) =
+            let (refs, rest): (Vec<BodyEvent>, Vec<BodyEvent>) =
                 std::mem::take(&mut self.pending_bodies)
                     .into_iter()
-                    .partition(|r| r.function == name);
+                    .partition(|r| r.event.in_function.as_deref() == Some(name.as_str()));
             self.pending_bodies = rest;
             self.bodies.insert(id, refs);
         }
+    }
+
+    /// A statement calls function `id`: its body runs now (statements of a PL/pgSQL body that
+    /// a migration calls — `SELECT f()`, `PERFORM f()` in a `DO` block — happen then).
+    fn call(&mut self, m: usize, id: Id, line: u32, out: &mut Vec<Problem>, changes: &mut Changes) {
+        if self.calls.len() >= MAX_CALL_DEPTH || self.calls.contains(&id) {
+            return;
+        }
+        let Some(body) = self.bodies.get(&id).cloned() else {
+            return;
+        };
+        let function = self
+            .cat
+            .get(id)
+            .key
+            .routine_name()
+            .unwrap_or_default()
+            .to_owned();
+        self.calls.push(id);
+        let mut inner = Vec::new();
+        let events: Vec<Event> = body.into_iter().map(|b| b.event).collect();
+        let mut i = 0;
+        while i < events.len() {
+            let stmt = events[i].stmt;
+            let j = i + events[i..].iter().take_while(|e| e.stmt == stmt).count();
+            self.statement(m, &events[i..j], &mut inner, changes, true);
+            i = j;
+        }
+        self.calls.pop();
+        out.extend(inner.into_iter().map(|p| Problem::InCall {
+            line,
+            function: function.clone(),
+            problem: Box::new(p),
+        }));
     }
 
     /// Renames `id` (and, for a constraint, the index behind it; for such an index, its
@@ -652,24 +701,28 @@ impl Walk {
     }
 
     /// What the PL/pgSQL bodies of the routines that exist at the end use and is missing.
-    fn finish(&self, out: &mut Vec<Problem>, by_member: &mut HashMap<usize, Vec<Problem>>) {
-        let _ = out;
-        for (&id, refs) in &self.bodies {
+    fn finish(&self, by_member: &mut HashMap<usize, Vec<Problem>>) {
+        for (&id, body) in &self.bodies {
             if !self.cat.get(id).alive {
                 continue;
             }
             let mut seen = HashSet::new();
-            for r in refs {
-                if self.cat.lookup(&r.key).is_none() && seen.insert(r.key.clone()) {
+            for b in body {
+                let e = &b.event;
+                if e.action != Action::Reference || e.conditional {
+                    continue;
+                }
+                let key = self.resolve(&e.object);
+                if self.cat.lookup(&key).is_none() && seen.insert(key.clone()) {
                     by_member
-                        .entry(r.member)
+                        .entry(b.member)
                         .or_default()
                         .push(Problem::Missing {
-                            line: r.line,
-                            object: r.object.clone(),
-                            key: r.key.clone(),
+                            line: e.line,
+                            object: e.object.clone(),
+                            key,
                             guarded: false,
-                            in_function: Some(r.function.clone()),
+                            in_function: e.in_function.clone(),
                         });
                 }
             }
@@ -727,7 +780,7 @@ pub fn check_profile(
         problems.push(out);
     }
     let mut late: HashMap<usize, Vec<Problem>> = HashMap::new();
-    walk.finish(&mut Vec::new(), &mut late);
+    walk.finish(&mut late);
     for (m, ps) in late {
         problems[m].extend(ps);
     }
@@ -748,7 +801,26 @@ pub fn check_profile(
         let mut missing_relations: HashSet<String> = HashSet::new();
         let mut found: Vec<(Option<String>, Finding)> = Vec::new();
         for p in std::mem::take(&mut problems[idx]) {
+            // A function body that a statement runs: its problem is that statement's.
+            let mut p = p;
+            let mut call: Option<(u32, String)> = None;
+            while let Problem::InCall {
+                line,
+                function,
+                problem,
+            } = p
+            {
+                call.get_or_insert((line, function));
+                p = *problem;
+            }
+            if call.is_some()
+                && let Problem::Missing { in_function, .. } = &mut p
+            {
+                *in_function = None;
+            }
+            let before = found.len();
             match p {
+                Problem::InCall { .. } => unreachable!("unwrapped above"),
                 Problem::Missing {
                     line,
                     object,
@@ -854,6 +926,14 @@ pub fn check_profile(
                         }
                     };
                     found.push((None, Finding::error(file, line, message)));
+                }
+            }
+            if let Some((line, function)) = call {
+                for (_, f) in &mut found[before..] {
+                    f.line = line;
+                    f.message.push_str(&format!(
+                        " (in the body of function {function}, which this statement runs)"
+                    ));
                 }
             }
         }
@@ -1012,6 +1092,24 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Syntax the PostgreSQL server of major version `server` does not accept yet.
+pub fn version_findings(a: &Analyzed, server: u32) -> Vec<Finding> {
+    a.analysis
+        .requires
+        .iter()
+        .filter(|(_, major, _)| *major > server)
+        .map(|(line, major, what)| {
+            Finding::error(
+                &a.migration.up.file_name,
+                *line,
+                format!(
+                    "{what} needs PostgreSQL {major} or newer; the target is PostgreSQL {server}"
+                ),
+            )
+        })
+        .collect()
 }
 
 /// A dependency between two canonical migrations: `to` uses `objects` that `from` creates.

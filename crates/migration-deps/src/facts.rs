@@ -196,7 +196,7 @@ pub struct Event {
     /// Inside a PL/pgSQL block with an exception handler, which may catch what fails: a missing
     /// object is a warning.
     pub guarded: bool,
-    /// The reference is inside a function body, resolved when the function runs.
+    /// Inside the body of this function: it happens when the function runs, not now.
     pub in_function: Option<String>,
     /// For relations: how it was created.
     pub rel_kind: Option<RelKind>,

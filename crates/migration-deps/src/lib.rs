@@ -19,6 +19,7 @@ pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
 pub use check::{
     AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, Severity, analyze_lenient,
     analyze_migration, analyze_set, check_profile, dependency_edges, transaction_findings,
+    version_findings,
 };
 pub use facts::{Action, CreateMode, Event, ExtensionUse, Facts, Object, RelKind};
 pub use layout::{

@@ -57,6 +57,8 @@ pub struct Analysis {
     pub tx_control: Vec<TxOnlyStatement>,
     /// Top-level statements in the file.
     pub statement_count: usize,
+    /// Syntax newer than some PostgreSQL versions accept: (line, first major version, what).
+    pub requires: Vec<(u32, u32, String)>,
 }
 
 /// Analyses one migration file (or the up part of one, blanked elsewhere).
@@ -255,7 +257,7 @@ impl Analyzer<'_> {
         object: Object,
         line: u32,
     ) -> &mut Event {
-        let by = if action == Action::Reference && ctx.in_function.is_none() {
+        let by = if action == Action::Reference {
             ctx.by.clone().filter(|b| b != &object)
         } else {
             None
@@ -298,9 +300,6 @@ impl Analyzer<'_> {
         mode: CreateMode,
         owner: Option<Object>,
     ) {
-        if ctx.in_function.is_some() {
-            return;
-        }
         // Anything named `schema.x` lives in that schema.
         if let Some(schema) = object.schema().map(str::to_owned)
             && !matches!(object, Object::Relation(_) if owner.is_some())
@@ -331,9 +330,6 @@ impl Analyzer<'_> {
         mode: CreateMode,
         owner: Option<Object>,
     ) {
-        if ctx.in_function.is_some() {
-            return;
-        }
         self.create(ctx, Object::Relation(name.clone()), line, mode, owner);
         if let Some(e) = self.out.facts.events.last_mut() {
             e.rel_kind = Some(kind);
@@ -364,10 +360,6 @@ impl Analyzer<'_> {
         missing_ok: bool,
         cascade: bool,
     ) {
-        if ctx.in_function.is_some() {
-            self.reference_if(ctx, object, line, missing_ok);
-            return;
-        }
         self.reference_if(ctx, object.clone(), line, missing_ok);
         self.push(ctx, Action::Drop { cascade }, object, line);
     }
@@ -381,10 +373,12 @@ impl Analyzer<'_> {
         missing_ok: bool,
     ) {
         self.reference_if(ctx, from.clone(), line, missing_ok);
-        if ctx.in_function.is_some() {
-            return;
-        }
         self.push(ctx, Action::Rename { to }, from, line);
+    }
+
+    /// Syntax that PostgreSQL accepts only from major version `major` on.
+    pub(crate) fn requires(&mut self, major: u32, line: u32, what: &str) {
+        self.out.requires.push((line, major, what.to_owned()));
     }
 
     fn note_extension_use(&mut self, object: &Object, line: u32) {

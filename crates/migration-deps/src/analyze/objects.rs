@@ -333,10 +333,8 @@ impl Analyzer<'_> {
             if let Some(c) = &owner {
                 self.reference(ctx, c.clone(), line);
             }
-            if ctx.in_function.is_none() {
-                let e = self.push(ctx, Action::Attach { owner }, seq, line);
-                e.conditional = s.missing_ok;
-            }
+            let e = self.push(ctx, Action::Attach { owner }, seq, line);
+            e.conditional = s.missing_ok;
         }
     }
 

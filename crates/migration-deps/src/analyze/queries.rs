@@ -148,6 +148,22 @@ impl Analyzer<'_> {
                 }
                 self.children(src, node, scope, ctx);
             }
+            NodeRef::JsonTable(t) => {
+                self.requires(17, src.line(t.location), "JSON_TABLE");
+                self.children(src, node, scope, ctx);
+            }
+            NodeRef::JsonIsPredicate(p) => {
+                self.requires(16, src.line(p.location), "IS JSON");
+                self.children(src, node, scope, ctx);
+            }
+            NodeRef::JsonObjectConstructor(c) => {
+                self.requires(16, src.line(c.location), "JSON_OBJECT");
+                self.children(src, node, scope, ctx);
+            }
+            NodeRef::JsonArrayConstructor(c) => {
+                self.requires(16, src.line(c.location), "JSON_ARRAY");
+                self.children(src, node, scope, ctx);
+            }
             NodeRef::SelectStmt(s) => self.select(src, s, scope, ctx),
             NodeRef::InsertStmt(s) => self.insert(src, s, scope, ctx),
             NodeRef::UpdateStmt(s) => self.update(src, s, scope, ctx),
@@ -297,6 +313,10 @@ impl Analyzer<'_> {
                 }
             }
             pg_query::NodeEnum::RangeSubselect(r) => {
+                if r.alias.is_none() {
+                    let at = r.subquery.as_deref().map_or(-1, node_location);
+                    self.requires(16, src.line(at), "a subquery in FROM without an alias");
+                }
                 let sees = if r.lateral {
                     scope.clone()
                 } else {
@@ -499,5 +519,20 @@ pub(crate) fn string_const(n: &Node) -> Option<(&str, i32)> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// The location of a query node, where it has one (`-1` otherwise).
+fn node_location(n: &Node) -> i32 {
+    match n.node.as_ref() {
+        Some(pg_query::NodeEnum::SelectStmt(s)) => s
+            .target_list
+            .first()
+            .and_then(|t| match &t.node {
+                Some(pg_query::NodeEnum::ResTarget(r)) => Some(r.location),
+                _ => None,
+            })
+            .unwrap_or(-1),
+        _ => -1,
     }
 }

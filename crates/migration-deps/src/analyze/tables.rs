@@ -118,9 +118,6 @@ impl Analyzer<'_> {
     }
 
     fn copy_columns(&mut self, ctx: &Ctx, rel: &str, from: String, line: u32) {
-        if ctx.in_function.is_some() {
-            return;
-        }
         let e = self.push(
             ctx,
             Action::CopyColumns { from },
@@ -378,9 +375,6 @@ impl Analyzer<'_> {
 
     /// Makes `object` belong to `owner` (or to nothing).
     fn attach(&mut self, ctx: &Ctx, object: Object, owner: Option<Object>, line: u32) {
-        if ctx.in_function.is_some() {
-            return;
-        }
         self.push(ctx, Action::Attach { owner }, object, line);
     }
 
@@ -464,6 +458,16 @@ impl Analyzer<'_> {
             T::AtAlterColumnType => {
                 let column = col(rel, name);
                 self.reference(ctx, column.clone(), line);
+                // The column's type dependency is replaced by the new type's.
+                let e = self.push(
+                    ctx,
+                    Action::Create {
+                        mode: CreateMode::OrReplace,
+                    },
+                    column.clone(),
+                    line,
+                );
+                e.owner = Some(Object::Relation(rel.to_owned()));
                 if let Some(NodeEnum::ColumnDef(cd)) = def {
                     let kept = ctx.kept_by(column);
                     if let Some(t) = &cd.type_name {
