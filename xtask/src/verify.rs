@@ -569,9 +569,7 @@ async fn run_all(
         let (k, out) = done?;
         let mut out = out.with_context(|| format!("the run without migration {k}"))?;
         // The shared prefix: as in the full run.
-        for i in 0..k {
-            out[i] = full[i].clone();
-        }
+        out[..k].clone_from_slice(&full[..k]);
         runs.insert(Some(k), out);
     }
     runs.insert(None, full);
