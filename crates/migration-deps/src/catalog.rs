@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::facts::Object;
+use crate::facts::{Detail, Object, RelKind};
 
 pub(crate) type Id = usize;
 
@@ -26,6 +26,8 @@ pub(crate) struct Obj {
     pub(crate) created_by: usize,
     pub(crate) owner: Option<Id>,
     pub(crate) deps: Vec<Id>,
+    pub(crate) detail: Option<Detail>,
+    pub(crate) kind: Option<RelKind>,
 }
 
 /// Why a `DROP` is refused.
@@ -71,6 +73,8 @@ impl Catalog {
             created_by,
             owner,
             deps: Vec::new(),
+            detail: None,
+            kind: None,
         });
         if let Some(o) = owner {
             self.children.entry(o).or_default().push(id);
@@ -149,7 +153,7 @@ impl Catalog {
             .filter(|&c| self.objs[c].alive)
     }
 
-    fn live_dependents(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
+    pub(crate) fn live_dependents(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
         self.dependents
             .get(&id)
             .into_iter()

@@ -9,11 +9,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::fmt::Write as _;
 
 use crate::analyze::{Analysis, analyze};
 use crate::catalog::{Catalog, Id, Refusal};
 use crate::extensions;
-use crate::facts::{Action, CreateMode, Event, Object, RelKind};
+use crate::facts::{Action, CreateMode, Detail, Event, Object, RelKind};
 use crate::layout::{Migration, MigrationSet, NO_TX_DIRECTIVE};
 
 /// A migration with what the analysis learned about it.
@@ -340,6 +341,15 @@ enum Problem {
         target: Id,
         refusal: Refusal,
     },
+    /// Something else PostgreSQL refuses, said in full; `about` names the object it concerns
+    /// (its creating migration is added).
+    Refused {
+        line: u32,
+        message: String,
+        about: Option<Id>,
+        /// What the canonical history creates that would have made it fine (an enum label).
+        needs: Option<Object>,
+    },
     /// A problem of a function's body, which a statement at `line` runs by calling it.
     InCall {
         line: u32,
@@ -472,13 +482,37 @@ impl Walk {
                 continue;
             }
             match &e.action {
+                Action::Reference if matches!(e.object, Object::EnumLabel { .. }) => {
+                    if !e.conditional {
+                        self.check_label(e, out);
+                    }
+                }
                 Action::Reference => {
                     let key = self.resolve(&e.object);
+                    if e.immutable
+                        && let Some(id) = self.cat.lookup(&key)
+                        && let Some(Detail::Routine {
+                            volatility,
+                            sql: false,
+                            ..
+                        }) = &self.cat.get(id).detail
+                        && *volatility != 'i'
+                    {
+                        out.push(Problem::Refused {
+                            line: e.line,
+                            message: format!(
+                                "{} is not IMMUTABLE, and PostgreSQL requires functions in an index expression or predicate (or a generated column) to be",
+                                self.cat.get(id).key
+                            ),
+                            about: Some(id),
+                            needs: None,
+                        });
+                    }
                     match self.cat.lookup(&key) {
                         Some(id) => {
                             if let Some(by) = &e.by {
                                 deps.push((by.clone(), id));
-                            } else if !e.conditional && matches!(e.object, Object::Function(_)) {
+                            } else if e.call && !e.conditional {
                                 self.call(m, id, e.line, out, changes);
                             }
                         }
@@ -512,18 +546,63 @@ impl Walk {
                 }
                 Action::Create { mode } => match self.cat.lookup(&e.object) {
                     Some(id) => match mode {
-                        CreateMode::Plain if !e.conditional => out.push(Problem::Exists {
-                            line: e.line,
-                            object: e.object.clone(),
-                            existing: id,
-                        }),
+                        CreateMode::Plain if !e.conditional && !e.guarded => {
+                            out.push(Problem::Exists {
+                                line: e.line,
+                                object: e.object.clone(),
+                                existing: id,
+                            })
+                        }
                         CreateMode::OrReplace if matches!(e.object, Object::Column { .. }) => {
-                            // A column's new type: only its type dependency changes.
+                            // A column's new type: only its type dependency changes, and not
+                            // while a view uses the column.
+                            let view = self.cat.live_dependents(id).find(|&d| {
+                                matches!(
+                                    self.cat.get(d).kind,
+                                    Some(RelKind::View | RelKind::MaterializedView)
+                                )
+                            });
+                            if let Some(v) = view {
+                                out.push(Problem::Refused {
+                                    line: e.line,
+                                    message: format!(
+                                        "cannot alter the type of {}: {} uses it (PostgreSQL refuses; drop and recreate the view around the change)",
+                                        e.object,
+                                        self.cat.get(v).key
+                                    ),
+                                    about: Some(v),
+                                    needs: None,
+                                });
+                                continue;
+                            }
                             self.cat.clear_deps_where(id, |k| {
                                 matches!(k, Object::Type(_) | Object::Extension(_))
                             });
+                            if e.detail.is_some() {
+                                self.cat.objs[id].detail = e.detail.clone();
+                            }
                         }
                         CreateMode::OrReplace => {
+                            if let (
+                                Some(Detail::Routine { returns: old, .. }),
+                                Some(Detail::Routine { returns: new, .. }),
+                            ) = (&self.cat.get(id).detail, &e.detail)
+                                && old != new
+                            {
+                                out.push(Problem::Refused {
+                                    line: e.line,
+                                    message: format!(
+                                        "cannot change the return type of existing {} from {old} to {new}: PostgreSQL refuses CREATE OR REPLACE for that; DROP it first",
+                                        self.cat.get(id).key
+                                    ),
+                                    about: Some(id),
+                                    needs: None,
+                                });
+                                continue;
+                            }
+                            if e.detail.is_some() {
+                                self.cat.objs[id].detail = e.detail.clone();
+                            }
                             self.cat.clear_deps(id);
                             if matches!(e.object, Object::Routine { .. }) {
                                 routines.push(id);
@@ -535,6 +614,21 @@ impl Walk {
                     None => {
                         let owner = e.owner.as_ref().and_then(|o| self.cat.lookup(o));
                         let id = self.cat.create(e.object.clone(), m, owner);
+                        self.cat.objs[id].detail = e.detail.clone();
+                        if let Some(Detail::Enum(labels)) = &e.detail {
+                            for l in labels {
+                                let of = Box::new(e.object.clone());
+                                changes.list.push((
+                                    Object::EnumLabel {
+                                        of,
+                                        label: l.clone(),
+                                    },
+                                    true,
+                                    None,
+                                ));
+                            }
+                        }
+                        self.cat.objs[id].kind = e.rel_kind;
                         if matches!(e.object, Object::Routine { .. }) {
                             routines.push(id);
                         }
@@ -552,6 +646,7 @@ impl Walk {
                                     self.record_removed(changes, key);
                                 }
                             }
+                            Err(_) if e.guarded => {}
                             Err(refusal) => out.push(Problem::DropRefused {
                                 line: e.line,
                                 target: id,
@@ -596,6 +691,39 @@ impl Walk {
                         }
                     }
                 }
+                Action::EnumLabel { old, new } => {
+                    if let Some(id) = self.cat.lookup(&e.object)
+                        && let Some(Detail::Enum(labels)) = &mut self.cat.objs[id].detail
+                    {
+                        let of = Box::new(e.object.clone());
+                        changes.list.push((
+                            Object::EnumLabel {
+                                of,
+                                label: new.clone(),
+                            },
+                            true,
+                            None,
+                        ));
+                        match old
+                            .as_ref()
+                            .and_then(|o| labels.iter().position(|l| l == o))
+                        {
+                            Some(i) => labels[i] = new.clone(),
+                            None if old.is_none() && !labels.contains(new) => {
+                                labels.push(new.clone())
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                Action::Volatility(v) => {
+                    if let Some(id) = self.cat.lookup(&e.object)
+                        && let Some(Detail::Routine { volatility, .. }) =
+                            &mut self.cat.objs[id].detail
+                    {
+                        *volatility = *v;
+                    }
+                }
                 Action::Attach { owner } => {
                     if let Some(id) = self.cat.lookup(&e.object) {
                         let owner = owner.as_ref().and_then(|o| self.cat.lookup(o));
@@ -619,6 +747,44 @@ impl Walk {
                     .partition(|r| r.event.in_function.as_deref() == Some(name.as_str()));
             self.pending_bodies = rest;
             self.bodies.insert(id, refs);
+        }
+    }
+
+    /// A string used as a label of an enum (directly, or as the value of an enum column).
+    fn check_label(&self, e: &Event, out: &mut Vec<Problem>) {
+        let Object::EnumLabel { of, label } = &e.object else {
+            return;
+        };
+        let ty = match of.as_ref() {
+            Object::Column { .. } => match self.cat.lookup(of).map(|c| &self.cat.get(c).detail) {
+                Some(Some(Detail::ColumnType(t))) => Object::Type(t.clone()),
+                _ => return,
+            },
+            other => other.clone(),
+        };
+        let Some(t) = self.cat.lookup(&ty) else {
+            return;
+        };
+        if let Some(Detail::Enum(labels)) = &self.cat.get(t).detail
+            && !labels.contains(label)
+        {
+            out.push(Problem::Refused {
+                line: e.line,
+                message: format!(
+                    "'{label}' is not a label of enum {} (it has {}); PostgreSQL refuses the value",
+                    self.cat.get(t).key,
+                    labels
+                        .iter()
+                        .map(|l| format!("'{l}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                about: Some(t),
+                needs: Some(Object::EnumLabel {
+                    of: Box::new(self.cat.get(t).key.clone()),
+                    label: label.clone(),
+                }),
+            });
         }
     }
 
@@ -821,6 +987,52 @@ pub fn check_profile(
             let before = found.len();
             match p {
                 Problem::InCall { .. } => unreachable!("unwrapped above"),
+                Problem::Refused {
+                    line,
+                    message,
+                    about,
+                    needs,
+                } => {
+                    let mut message = message;
+                    if let Some(n) = &needs
+                        && let Some(p) = history
+                            .provider(n, here)
+                            .or_else(|| history.any_provider(n))
+                    {
+                        let f = &canonical[p].migration.up.file_name;
+                        let _ = match by_version.get(&p) {
+                            None => {
+                                write!(message, "; {f} adds it, and this profile leaves it out")
+                            }
+                            _ if p > here => write!(message, "; {f} adds it, only later"),
+                            Some(_) => write!(message, "; {f} adds it"),
+                        };
+                    }
+                    if let Some(id) = about {
+                        let o = walk.cat.get(id);
+                        let _ = write!(
+                            message,
+                            " [{} is created by {}",
+                            history.describe(&o.key),
+                            members[o.created_by].analyzed.migration.up.file_name
+                        );
+                        let made_at = at.get(o.created_by).copied().unwrap_or(0);
+                        let changed = history
+                            .entries
+                            .get(&o.key)
+                            .and_then(|es| es.iter().find(|e| e.at > made_at && e.at < here))
+                            .map(|e| e.at);
+                        let _ = match changed.filter(|c| !by_version.contains_key(c)) {
+                            Some(c) => write!(
+                                message,
+                                "; {}, which this profile leaves out, changes it]",
+                                canonical[c].migration.up.file_name
+                            ),
+                            None => write!(message, "]"),
+                        };
+                    }
+                    found.push((None, Finding::error(file, line, message)));
+                }
                 Problem::Missing {
                     line,
                     object,

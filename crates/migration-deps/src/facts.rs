@@ -39,6 +39,12 @@ pub enum Object {
     OperatorClass(String),
     AccessMethod(String),
     Operator(String),
+    /// A label of an enum: of the type itself, or of the type of a column (`status = 'paid'`).
+    /// PostgreSQL refuses a label the enum does not have.
+    EnumLabel {
+        of: Box<Object>,
+        label: String,
+    },
 }
 
 impl Object {
@@ -122,6 +128,7 @@ impl fmt::Display for Object {
             Object::OperatorClass(n) => write!(f, "operator class {n}"),
             Object::AccessMethod(n) => write!(f, "access method {n}"),
             Object::Operator(n) => write!(f, "operator {n}"),
+            Object::EnumLabel { of, label } => write!(f, "enum label '{label}' of {of}"),
         }
     }
 }
@@ -140,6 +147,10 @@ pub enum Action {
     Rename { to: Object },
     /// The relation gets the columns of another (`LIKE other`, `PARTITION OF parent`, `INHERITS`).
     CopyColumns { from: String },
+    /// An enum type gets a label (`old: None`, `ALTER TYPE … ADD VALUE`) or one is renamed.
+    EnumLabel { old: Option<String>, new: String },
+    /// A function's volatility changes (`ALTER FUNCTION … IMMUTABLE`).
+    Volatility(char),
     /// The object now belongs to `owner` and goes with it (`ATTACH PARTITION`, an index taken
     /// over by a constraint), or to nothing (`DETACH PARTITION`).
     Attach { owner: Option<Object> },
@@ -209,6 +220,30 @@ pub struct Event {
     pub by: Option<Object>,
     /// The statement (counted in the file) the event belongs to.
     pub stmt: u32,
+    /// For `Create`: what else the statement says of the object.
+    pub detail: Option<Detail>,
+    /// For a reference to a function: it is used where PostgreSQL requires an `IMMUTABLE` one
+    /// (an index expression or predicate, a generated column).
+    pub immutable: bool,
+    /// A reference that calls the function now (a function call in a statement that runs, not
+    /// in a definition kept for later).
+    pub call: bool,
+}
+
+/// What a `CREATE` says about the object beyond its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// A column's type (as [`crate::analyze`] names types for overloads: `int4`, `app.mood`).
+    ColumnType(String),
+    /// An enum type's labels.
+    Enum(Vec<String>),
+    /// A function's return type and volatility (`i`, `s`, `v`); `sql`: `LANGUAGE sql`, which
+    /// PostgreSQL may inline (then the body's volatility counts, not the declared one).
+    Routine {
+        returns: String,
+        volatility: char,
+        sql: bool,
+    },
 }
 
 /// A use of something an extension provides (for profiles that forbid the extension).

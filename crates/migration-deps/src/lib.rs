@@ -21,7 +21,7 @@ pub use check::{
     analyze_migration, analyze_set, check_profile, dependency_edges, transaction_findings,
     version_findings,
 };
-pub use facts::{Action, CreateMode, Event, ExtensionUse, Facts, Object, RelKind};
+pub use facts::{Action, CreateMode, Detail, Event, ExtensionUse, Facts, Object, RelKind};
 pub use layout::{
     Detected, Layout, LayoutKind, Migration, MigrationSet, NO_TX_DIRECTIVE, Part, SetError,
     Version, detect, line_of, read_file,

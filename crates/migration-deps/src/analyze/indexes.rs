@@ -57,6 +57,11 @@ impl Analyzer<'_> {
             None => name.clone(),
         });
         let kept = ctx.kept_by(index.clone());
+        // Functions in an index's expressions and predicate must be IMMUTABLE.
+        let exprs = Ctx {
+            immutable: true,
+            ..kept.clone()
+        };
         if !s.access_method.is_empty() {
             let l = src.ident_line(st.start, st.end, &s.access_method);
             self.reference(&kept, Object::AccessMethod(s.access_method.clone()), l);
@@ -77,14 +82,14 @@ impl Analyzer<'_> {
                     l,
                 );
             }
-            self.walk_opt(src, &ie.expr, &scope, &kept);
+            self.walk_opt(src, &ie.expr, &scope, &exprs);
             let opclass = qualified(&strings(&ie.opclass));
             if !opclass.is_empty() {
                 let l = src.ident_line(st.start, st.end, super::names::last(&opclass));
                 self.reference(&kept, Object::OperatorClass(opclass), l);
             }
         }
-        self.walk_opt(src, &s.where_clause, &scope, &kept);
+        self.walk_opt(src, &s.where_clause, &scope, &exprs);
         let l = if s.idxname.is_empty() {
             st.line
         } else {

@@ -28,7 +28,7 @@ use pg_query::NodeRef;
 use pg_query::protobuf::RawStmt;
 
 use crate::extensions;
-use crate::facts::{Action, CreateMode, Event, ExtensionUse, Facts, Object, RelKind};
+use crate::facts::{Action, CreateMode, Detail, Event, ExtensionUse, Facts, Object, RelKind};
 use queries::Scope;
 use source::{Lines, Source};
 
@@ -122,19 +122,34 @@ pub(crate) struct Ctx {
     pub(crate) by: Option<Object>,
     /// PL/pgSQL variables and parameters in scope: names that are not columns.
     pub(crate) vars: Option<Rc<HashSet<String>>>,
+    /// The SQL is a definition checked now but run later (a `LANGUAGE sql` body): its function
+    /// calls do not happen now.
+    pub(crate) defined: bool,
+    /// Inside an index expression or predicate: functions must be `IMMUTABLE`.
+    pub(crate) immutable: bool,
 }
 
 impl Ctx {
-    /// Whether an exception handler around catches the error of `object` missing.
-    pub(crate) fn catches(&self, object: &Object) -> bool {
+    /// Whether an exception handler around catches the error PostgreSQL raises when `action`
+    /// on `object` fails: the object missing (a reference), existing (a create) or having
+    /// dependents (a drop).
+    pub(crate) fn catches(&self, action: &Action, object: &Object) -> bool {
         let Some(caught) = &self.catches else {
             return false;
         };
-        let condition = match object {
-            Object::Relation(_) => "undefined_table",
-            Object::Column { .. } => "undefined_column",
-            Object::Function(_) | Object::Routine { .. } => "undefined_function",
-            Object::Schema(_) => "invalid_schema_name",
+        let condition = match (action, object) {
+            (Action::Drop { .. }, _) => "dependent_objects_still_exist",
+            (Action::Create { .. } | Action::Rename { .. }, o) => match o {
+                Object::Relation(_) => "duplicate_table",
+                Object::Column { .. } => "duplicate_column",
+                Object::Function(_) | Object::Routine { .. } => "duplicate_function",
+                Object::Schema(_) => "duplicate_schema",
+                _ => "duplicate_object",
+            },
+            (_, Object::Relation(_)) => "undefined_table",
+            (_, Object::Column { .. }) => "undefined_column",
+            (_, Object::Function(_) | Object::Routine { .. }) => "undefined_function",
+            (_, Object::Schema(_)) => "invalid_schema_name",
             _ => "undefined_object",
         };
         caught.contains("others") || caught.contains(condition)
@@ -262,7 +277,7 @@ impl Analyzer<'_> {
         } else {
             None
         };
-        let guarded = ctx.catches(&object);
+        let guarded = ctx.catches(&action, &object);
         self.out.facts.events.push(Event {
             action,
             object,
@@ -274,6 +289,9 @@ impl Analyzer<'_> {
             owner: None,
             by,
             stmt: self.stmt,
+            call: false,
+            detail: None,
+            immutable: ctx.immutable,
         });
         self.out.facts.events.last_mut().expect("just pushed")
     }
@@ -308,6 +326,15 @@ impl Analyzer<'_> {
         }
         let e = self.push(ctx, Action::Create { mode }, object, line);
         e.owner = owner;
+    }
+
+    /// Says more about the object the last event created.
+    pub(crate) fn detail(&mut self, detail: Detail) {
+        if let Some(e) = self.out.facts.events.last_mut()
+            && e.action.is_create()
+        {
+            e.detail = Some(detail);
+        }
     }
 
     pub(crate) fn create_rel(

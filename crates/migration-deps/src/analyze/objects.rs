@@ -31,6 +31,7 @@ fn written_name(o: &Object) -> &str {
         | Object::OperatorClass(n)
         | Object::AccessMethod(n)
         | Object::Operator(n) => last(n),
+        Object::EnumLabel { label, .. } => label,
     }
 }
 
@@ -384,12 +385,27 @@ impl Analyzer<'_> {
         };
         let l = src.ident_line(st.start, st.end, last(&name));
         self.create(ctx, Object::Type(name), l, CreateMode::Plain, None);
+        if let pg_query::NodeRef::CreateEnumStmt(s) = node {
+            self.detail(crate::facts::Detail::Enum(strings(&s.vals)));
+        }
     }
 
     pub(crate) fn alter_enum(&mut self, src: &Source<'_>, st: &Stmt, s: &AlterEnumStmt, ctx: &Ctx) {
         let name = qualified(&strings(&s.type_name));
         let l = src.ident_line(st.start, st.end, last(&name));
-        self.reference(ctx, Object::Type(name), l);
+        self.reference(ctx, Object::Type(name.clone()), l);
+        if !s.new_val.is_empty() {
+            let old = (!s.old_val.is_empty()).then(|| s.old_val.clone());
+            self.push(
+                ctx,
+                Action::EnumLabel {
+                    old,
+                    new: s.new_val.clone(),
+                },
+                Object::Type(name),
+                l,
+            );
+        }
     }
 
     pub(crate) fn alter_domain(

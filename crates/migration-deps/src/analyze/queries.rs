@@ -7,7 +7,8 @@
 
 use pg_query::NodeRef;
 use pg_query::protobuf::{
-    DeleteStmt, InsertStmt, MergeStmt, Node, SelectStmt, SetOperation, UpdateStmt, WithClause,
+    AExprKind, DeleteStmt, InsertStmt, MergeStmt, Node, SelectStmt, SetOperation, UpdateStmt,
+    WithClause,
 };
 
 use super::names::{qualified, range_var, regclass_name, strings, type_name};
@@ -81,29 +82,18 @@ impl Analyzer<'_> {
                 }
             }
             NodeRef::ColumnRef(c) => {
-                let fields = strings(&c.fields);
-                if fields.len() != c.fields.len() {
-                    return; // `t.*`
-                }
-                let target = match fields.as_slice() {
-                    [col] if !ctx.is_variable(col) => {
-                        scope.single().map(|t| (t.to_owned(), col.clone()))
-                    }
-                    [q, col] if !ctx.is_variable(q) => {
-                        scope.lookup(q).flatten().map(|t| (t, col.clone()))
-                    }
-                    [schema, t, col] => {
-                        Some((qualified(&[schema.clone(), t.clone()]), col.clone()))
-                    }
-                    _ => None,
-                };
-                if let Some((table, column)) = target {
-                    self.reference(ctx, Object::Column { table, column }, src.line(c.location));
+                if let Some(column) = column_of(c, scope, ctx) {
+                    self.reference(ctx, column, src.line(c.location));
                 }
             }
             NodeRef::FuncCall(f) => {
                 let name = qualified(&strings(&f.funcname));
                 self.reference(ctx, Object::Function(name.clone()), src.line(f.location));
+                if !ctx.defined
+                    && let Some(e) = self.out.facts.events.last_mut()
+                {
+                    e.call = true;
+                }
                 // `nextval('seq')`: the text is cast to regclass, naming the sequence.
                 if matches!(name.as_str(), "nextval" | "currval" | "setval")
                     && let Some((seq, at)) = f.args.first().and_then(string_const)
@@ -128,6 +118,16 @@ impl Analyzer<'_> {
                 {
                     self.reference(ctx, Object::Relation(regclass_name(rel)), src.line(at));
                 }
+                // `'paid'::order_status`: a label of that type, when it is an enum.
+                if let Some(t) = c
+                    .type_name
+                    .as_ref()
+                    .filter(|t| t.array_bounds.is_empty())
+                    .and_then(type_name)
+                    && let Some(arg) = &c.arg
+                {
+                    self.label_use(src, &Object::Type(t), arg, ctx);
+                }
                 self.children(src, node, scope, ctx);
             }
             NodeRef::AExpr(a) => {
@@ -143,6 +143,32 @@ impl Analyzer<'_> {
                     )
                 };
                 let modulo = op == "%" && (number(&a.lexpr) || number(&a.rexpr));
+                // `status = 'paid'`, `status IN ('paid', 'sent')`: labels of the column's type.
+                let column =
+                    |n: &Option<Box<Node>>| match n.as_deref().and_then(|n| n.node.as_ref()) {
+                        Some(pg_query::NodeEnum::ColumnRef(c)) => column_of(c, scope, ctx),
+                        _ => None,
+                    };
+                match (a.kind(), op.as_str()) {
+                    (AExprKind::AexprOp, "=" | "<>" | "!=") => {
+                        for (col, other) in [(&a.lexpr, &a.rexpr), (&a.rexpr, &a.lexpr)] {
+                            if let Some(c) = column(col) {
+                                self.label_uses(src, &c, other, ctx);
+                            }
+                        }
+                    }
+                    (AExprKind::AexprIn, _) => {
+                        if let Some(c) = column(&a.lexpr)
+                            && let Some(pg_query::NodeEnum::List(l)) =
+                                a.rexpr.as_deref().and_then(|n| n.node.as_ref())
+                        {
+                            for item in &l.items {
+                                self.label_use(src, &c, item, ctx);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
                 if !modulo && extensions::provider_of(&Object::Operator(op.clone())).is_some() {
                     self.reference(ctx, Object::Operator(op), src.line(a.location));
                 }
@@ -170,6 +196,38 @@ impl Analyzer<'_> {
             NodeRef::DeleteStmt(s) => self.delete(src, s, scope, ctx),
             NodeRef::MergeStmt(s) => self.merge(src, s, scope, ctx),
             _ => self.children(src, node, scope, ctx),
+        }
+    }
+
+    /// A string constant used as a value of `of` (a column or a type): if `of`'s type is an
+    /// enum, the label must be one of it.
+    pub(crate) fn label_use(&mut self, src: &Source<'_>, of: &Object, value: &Node, ctx: &Ctx) {
+        if let Some((label, at)) = string_const(value) {
+            let plain = Ctx {
+                by: None,
+                immutable: false,
+                ..ctx.clone()
+            };
+            self.reference(
+                &plain,
+                Object::EnumLabel {
+                    of: Box::new(of.clone()),
+                    label: label.to_owned(),
+                },
+                src.line(at),
+            );
+        }
+    }
+
+    pub(crate) fn label_uses(
+        &mut self,
+        src: &Source<'_>,
+        of: &Object,
+        value: &Option<Box<Node>>,
+        ctx: &Ctx,
+    ) {
+        if let Some(v) = value {
+            self.label_use(src, of, v, ctx);
         }
     }
 
@@ -372,6 +430,13 @@ impl Analyzer<'_> {
                 }
                 self.walk_all(src, &rt.indirection, scope, ctx);
                 self.walk_opt(src, &rt.val, scope, ctx);
+                if !rt.name.is_empty() && rt.indirection.is_empty() {
+                    let column = Object::Column {
+                        table: rel.to_owned(),
+                        column: rt.name.clone(),
+                    };
+                    self.label_uses(src, &column, &rt.val, ctx);
+                }
             }
         }
     }
@@ -393,6 +458,30 @@ impl Analyzer<'_> {
             Some(rel.clone()),
         ));
         self.target_columns(src, &rel, &s.cols, &scope, ctx);
+        // `INSERT INTO t (status) VALUES ('paid')`: labels of the columns' types.
+        if let Some(pg_query::NodeEnum::SelectStmt(sel)) =
+            s.select_stmt.as_deref().and_then(|n| n.node.as_ref())
+        {
+            let cols: Vec<String> = s
+                .cols
+                .iter()
+                .filter_map(|c| match &c.node {
+                    Some(pg_query::NodeEnum::ResTarget(rt)) => Some(rt.name.clone()),
+                    _ => None,
+                })
+                .collect();
+            for row in &sel.values_lists {
+                if let Some(pg_query::NodeEnum::List(l)) = &row.node {
+                    for (name, v) in cols.iter().zip(&l.items) {
+                        let column = Object::Column {
+                            table: rel.clone(),
+                            column: name.clone(),
+                        };
+                        self.label_use(src, &column, v, ctx);
+                    }
+                }
+            }
+        }
         if let Some(oc) = &s.on_conflict_clause {
             let mut conflict = scope.clone();
             conflict
@@ -535,4 +624,19 @@ fn node_location(n: &Node) -> i32 {
             .unwrap_or(-1),
         _ => -1,
     }
+}
+
+/// The column a column reference names, when the scope tells which table it belongs to.
+fn column_of(c: &pg_query::protobuf::ColumnRef, scope: &Scope, ctx: &Ctx) -> Option<Object> {
+    let fields = strings(&c.fields);
+    if fields.len() != c.fields.len() {
+        return None; // `t.*`
+    }
+    let (table, column) = match fields.as_slice() {
+        [col] if !ctx.is_variable(col) => scope.single().map(|t| (t.to_owned(), col.clone()))?,
+        [q, col] if !ctx.is_variable(q) => scope.lookup(q).flatten().map(|t| (t, col.clone()))?,
+        [schema, t, col] => (qualified(&[schema.clone(), t.clone()]), col.clone()),
+        _ => return None,
+    };
+    Some(Object::Column { table, column })
 }

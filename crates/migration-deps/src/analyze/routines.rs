@@ -20,13 +20,26 @@ use super::names::{qualified, range_var, strings, type_key};
 use super::queries::Scope;
 use super::source::Source;
 use super::{Analyzer, Ctx, Stmt, TxOnlyStatement};
-use crate::facts::{CreateMode, Object};
+use crate::facts::{CreateMode, Detail, Object};
 
 /// A PL/pgSQL body and where it is in the file.
 struct PlBody<'a> {
     body: &'a str,
     base: Option<usize>,
     body_line: u32,
+}
+
+/// `IMMUTABLE`/`STABLE`/`VOLATILE` among a function's options, as `i`/`s`/`v`.
+fn volatility(options: &[Node]) -> Option<char> {
+    options.iter().find_map(|o| match &o.node {
+        Some(NodeEnum::DefElem(de)) if de.defname == "volatility" => {
+            match de.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::String(v)) => v.sval.chars().next(),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
 }
 
 /// `(language, body)` from a function's or `DO` block's options.
@@ -95,6 +108,7 @@ impl Analyzer<'_> {
             // Standard SQL body: checked now, and kept as dependencies.
             let body_ctx = Ctx {
                 vars,
+                defined: true,
                 ..kept.clone()
             };
             self.walk_node(src, sql_body, &none, &body_ctx);
@@ -114,6 +128,7 @@ impl Analyzer<'_> {
                     let body_ctx = Ctx {
                         vars,
                         by: None,
+                        defined: true,
                         ..ctx.clone()
                     };
                     self.sql_body(src, st, &body, &body_ctx);
@@ -124,6 +139,17 @@ impl Analyzer<'_> {
         self.in_body = outer_body;
         let l = src.ident_line(st.start, st.end, super::names::last(&name));
         self.create(ctx, routine, l, CreateMode::or_replace(s.replace), None);
+        let returns = match &s.return_type {
+            Some(t) => type_key(t),
+            None if s.is_procedure => "procedure".to_owned(),
+            // OUT parameters make the result.
+            None => "record".to_owned(),
+        };
+        self.detail(Detail::Routine {
+            returns,
+            volatility: volatility(&s.options).unwrap_or('v'),
+            sql: language == "sql" || s.sql_body.is_some(),
+        });
     }
 
     pub(crate) fn alter_function(
@@ -135,6 +161,11 @@ impl Analyzer<'_> {
     ) {
         if let Some(f) = &s.func {
             let obj = super::names::routine(f);
+            if let Some(v) = volatility(&s.actions) {
+                let l = st.line;
+                self.reference(ctx, obj.clone(), l);
+                self.push(ctx, crate::facts::Action::Volatility(v), obj.clone(), l);
+            }
             let l = src.ident_line(
                 st.start,
                 st.end,

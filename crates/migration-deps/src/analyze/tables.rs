@@ -8,11 +8,11 @@ use pg_query::protobuf::{
     DropBehavior, ObjectType, RangeVar,
 };
 
-use super::names::{make_object_name, range_var, strings, truncate_identifier};
+use super::names::{make_object_name, range_var, strings, truncate_identifier, type_key};
 use super::queries::Scope;
 use super::source::Source;
 use super::{Analyzer, Ctx, Stmt};
-use crate::facts::{Action, CreateMode, Object, RelKind};
+use crate::facts::{Action, CreateMode, Detail, Object, RelKind};
 
 /// A constraint without a name gets one PostgreSQL chooses.
 fn implicit_mode(c: &Constraint) -> CreateMode {
@@ -153,6 +153,9 @@ impl Analyzer<'_> {
             CreateMode::Plain,
             Some(Object::Relation(rel.to_owned())),
         );
+        if let Some(t) = &cd.type_name {
+            self.detail(Detail::ColumnType(type_key(t)));
+        }
         // `serial`: a sequence owned by the column.
         if let Some(t) = &cd.type_name {
             let names = strings(&t.names);
@@ -176,6 +179,7 @@ impl Analyzer<'_> {
         }
         let scope = Scope::of(rel);
         self.walk_opt(src, &cd.raw_default, &scope, &kept);
+        self.label_uses(src, &column, &cd.raw_default, ctx);
         for c in &cd.constraints {
             if let Some(NodeEnum::Constraint(c)) = &c.node {
                 self.constraint(src, st, rel, c, Some(&cd.colname), ctx);
@@ -311,8 +315,18 @@ impl Analyzer<'_> {
                     }
                 }
             }
-            ConstrType::ConstrGenerated | ConstrType::ConstrDefault => {
+            ConstrType::ConstrGenerated => {
+                let kept = Ctx {
+                    immutable: true,
+                    ..kept
+                };
                 self.walk_opt(src, &c.raw_expr, &scope, &kept);
+            }
+            ConstrType::ConstrDefault => {
+                self.walk_opt(src, &c.raw_expr, &scope, &kept);
+                if let Some(colname) = column {
+                    self.label_uses(src, &col(rel, colname), &c.raw_expr, ctx);
+                }
             }
             ConstrType::ConstrIdentity => {
                 if let Some(colname) = column {
@@ -468,6 +482,11 @@ impl Analyzer<'_> {
                     line,
                 );
                 e.owner = Some(Object::Relation(rel.to_owned()));
+                if let Some(NodeEnum::ColumnDef(cd)) = def
+                    && let Some(t) = &cd.type_name
+                {
+                    self.detail(Detail::ColumnType(type_key(t)));
+                }
                 if let Some(NodeEnum::ColumnDef(cd)) = def {
                     let kept = ctx.kept_by(column);
                     if let Some(t) = &cd.type_name {
