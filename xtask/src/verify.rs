@@ -178,9 +178,27 @@ impl Verify {
         let major = crate::deps::server_major(cluster.binaries().version());
         let db = Databases::new(&cluster);
         let parts: Arc<Vec<Part>> = Arc::new(set.migrations.iter().map(|m| m.up.clone()).collect());
+        // What cannot run under a savepoint in one shared transaction.
+        let needs_own: Arc<Vec<bool>> = Arc::new(
+            analyzed
+                .iter()
+                .map(|a| {
+                    a.migration.up.no_transaction
+                        || !a.analysis.tx_only.is_empty()
+                        || !a.analysis.tx_control.is_empty()
+                        || a.analysis.facts.events.iter().any(|e| {
+                            matches!(
+                                e.action,
+                                migration_deps::Action::EnumLabel { old: None, .. }
+                            )
+                        })
+                })
+                .collect(),
+        );
         let outcomes = rt.block_on(run_all(
             &db,
             parts,
+            needs_own,
             &base,
             self.exclude_each,
             prelude.as_deref(),
@@ -489,21 +507,37 @@ fn db_error(part: &Part, offset: usize, text: &str, e: &sqlx::Error) -> DbError 
     }
 }
 
+/// SQLSTATEs that mean a migration behaved differently because it ran inside the one
+/// transaction of a savepoint run (a new enum label used, a statement that needs its own
+/// transaction): such a run is done again on a copy, each migration in its own transaction.
+const TRANSACTION_SENSITIVE: &[&str] = &[
+    "55P04", "25001", "25P01", "25P02", "0A000", "2D000", "3B001",
+];
+
 /// The outcomes of every run: `None` = nothing more excluded, `Some(k)` = migration `k` also
 /// excluded. Each run's vector has an entry per migration it applied.
+///
+/// With `each`, `jobs` workers split the exclusions. Each keeps its own database at the state
+/// before its next exclusion and applies the rest of the history *after* the excluded
+/// migration inside one transaction, each migration under a savepoint (rolled back to when it
+/// fails, and with deferred constraints checked at its end as a commit would), then rolls all
+/// of it back. Where one transaction cannot stand for separate ones (`needs_own`: migrations
+/// run outside a transaction, transaction control, new enum labels; or a failure of
+/// [`TRANSACTION_SENSITIVE`]), that run is made on a copy of the database instead.
+#[allow(clippy::too_many_arguments)]
 async fn run_all(
     db: &Databases,
     parts: Arc<Vec<Part>>,
+    needs_own: Arc<Vec<bool>>,
     base: &[usize],
     each: bool,
     prelude: Option<&str>,
     bookkeeping: &str,
     jobs: usize,
 ) -> Result<BTreeMap<Option<usize>, Vec<Option<Outcome>>>> {
-    let n = parts.len();
-    let prefix = "verify_prefix";
-    db.admin(format!("CREATE DATABASE {prefix}")).await?;
-    let mut conn = db.connect(prefix).await?;
+    let start = "verify_start";
+    db.admin(format!("CREATE DATABASE {start}")).await?;
+    let mut conn = db.connect(start).await?;
     if let Some(sql) = prelude {
         sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
             .execute(&mut conn)
@@ -514,66 +548,190 @@ async fn run_all(
         .execute(&mut conn)
         .await
         .context("cannot create the migration tool's own table")?;
-    let mut full: Vec<Option<Outcome>> = vec![None; n];
-    let mut runs: BTreeMap<Option<usize>, Vec<Option<Outcome>>> = BTreeMap::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let db: Arc<&Databases> = Arc::new(db);
-    for k in 0..n {
-        if base.contains(&k) {
-            continue;
-        }
-        if each {
-            // The state before `k` becomes the start of the run without `k`.
-            conn.close().await?;
-            let permit = limit.clone().acquire_owned().await?;
-            let copy = format!("verify_without_{k}");
-            db.admin(format!("CREATE DATABASE {copy} TEMPLATE {prefix}"))
-                .await?;
-            conn = db.connect(prefix).await?;
-            let parts = parts.clone();
-            let skip: Vec<usize> = base.iter().copied().chain([k]).collect();
-            let url = (db.url)(&copy);
-            let admin = db.admin_url.clone();
-            tasks.spawn(async move {
-                let result = async {
-                    let mut c = PgConnection::connect(&url).await?;
-                    let mut out: Vec<Option<Outcome>> = vec![None; parts.len()];
-                    for (i, part) in parts.iter().enumerate().skip(k + 1) {
-                        if skip.contains(&i) {
-                            continue;
-                        }
-                        let t = Instant::now();
-                        let e = apply(&mut c, part).await;
-                        out[i] = Some((e, t.elapsed()));
-                    }
-                    c.close().await?;
-                    let mut a = PgConnection::connect(&admin).await?;
-                    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {copy}")))
-                        .execute(&mut a)
-                        .await?;
-                    a.close().await?;
-                    anyhow::Ok(out)
-                }
-                .await;
-                drop(permit);
-                (k, result)
-            });
-        }
-        let t = Instant::now();
-        let e = apply(&mut conn, &parts[k]).await;
-        full[k] = Some((e, t.elapsed()));
-    }
     conn.close().await?;
+    let jobs = if each { jobs.max(1) } else { 1 };
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..jobs {
+        let prefix = format!("verify_prefix_{w}");
+        db.admin(format!("CREATE DATABASE {prefix} TEMPLATE {start}"))
+            .await?;
+        let worker = Worker {
+            w,
+            url: (db.url)(&prefix),
+            copy_url: (db.url)(&format!("verify_copy_{w}")),
+            prefix,
+            admin: db.admin_url.clone(),
+            parts: parts.clone(),
+            needs_own: needs_own.clone(),
+            base: base.to_vec(),
+        };
+        tasks.spawn(async move { worker.run(jobs, each).await });
+    }
+    let mut runs: BTreeMap<Option<usize>, Vec<Option<Outcome>>> = BTreeMap::new();
+    let mut full = None;
     while let Some(done) = tasks.join_next().await {
-        let (k, out) = done?;
-        let mut out = out.with_context(|| format!("the run without migration {k}"))?;
+        let (w, prefix_run, exclusions) = done??;
+        if w == 0 {
+            full = Some(prefix_run);
+        }
+        for (k, out) in exclusions {
+            runs.insert(Some(k), out);
+        }
+    }
+    let full = full.expect("worker 0 ran");
+    for (k, out) in runs.iter_mut() {
+        let k = k.expect("exclusions only");
         // The shared prefix: as in the full run.
         out[..k].clone_from_slice(&full[..k]);
-        runs.insert(Some(k), out);
     }
     runs.insert(None, full);
     Ok(runs)
+}
+
+/// One worker of a verification: its own database, advanced migration by migration.
+struct Worker {
+    w: usize,
+    prefix: String,
+    url: String,
+    admin: String,
+    copy_url: String,
+    parts: Arc<Vec<Part>>,
+    needs_own: Arc<Vec<bool>>,
+    base: Vec<usize>,
+}
+
+/// A worker's prefix run and its exclusions' runs.
+type WorkerResult = (
+    usize,
+    Vec<Option<Outcome>>,
+    Vec<(usize, Vec<Option<Outcome>>)>,
+);
+
+impl Worker {
+    async fn run(self, jobs: usize, each: bool) -> Result<WorkerResult> {
+        let n = self.parts.len();
+        let mut conn = PgConnection::connect(&self.url).await?;
+        let mut prefix_run: Vec<Option<Outcome>> = vec![None; n];
+        let mut exclusions = Vec::new();
+        let mut turn = 0usize;
+        for k in 0..n {
+            if self.base.contains(&k) {
+                continue;
+            }
+            if each {
+                if turn % jobs == self.w {
+                    let out = self
+                        .without(&mut conn, k)
+                        .await
+                        .with_context(|| format!("the run without migration {k}"))?;
+                    exclusions.push((k, out));
+                }
+                turn += 1;
+            }
+            let t = Instant::now();
+            let e = apply(&mut conn, &self.parts[k]).await;
+            prefix_run[k] = Some((e, t.elapsed()));
+        }
+        conn.close().await?;
+        Ok((self.w, prefix_run, exclusions))
+    }
+
+    /// The rest of the history after `k`, from the state before `k`.
+    async fn without(&self, conn: &mut PgConnection, k: usize) -> Result<Vec<Option<Outcome>>> {
+        let rest: Vec<usize> = (k + 1..self.parts.len())
+            .filter(|i| !self.base.contains(i))
+            .collect();
+        if !rest.iter().any(|&i| self.needs_own[i]) {
+            let out = self.savepoints(conn, &rest).await?;
+            let sensitive = out.iter().flatten().any(|(e, _)| {
+                e.as_ref()
+                    .is_some_and(|e| TRANSACTION_SENSITIVE.contains(&e.code.as_str()))
+            });
+            if !sensitive {
+                return Ok(out);
+            }
+        }
+        self.on_a_copy(conn, &rest).await
+    }
+
+    /// The migrations `rest` in one transaction, each under a savepoint; all rolled back.
+    async fn savepoints(
+        &self,
+        conn: &mut PgConnection,
+        rest: &[usize],
+    ) -> Result<Vec<Option<Outcome>>> {
+        let mut out: Vec<Option<Outcome>> = vec![None; self.parts.len()];
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+        for &i in rest {
+            let part = &self.parts[i];
+            let t = Instant::now();
+            sqlx::raw_sql("SAVEPOINT migration")
+                .execute(&mut *conn)
+                .await?;
+            let mut failed = None;
+            for (offset, text) in part.queries() {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                if let Err(e) = sqlx::raw_sql(AssertSqlSafe(text.to_owned()))
+                    .execute(&mut *conn)
+                    .await
+                {
+                    failed = Some(db_error(part, offset, text, &e));
+                    break;
+                }
+            }
+            // What a commit would check.
+            if failed.is_none()
+                && let Err(e) = sqlx::raw_sql("SET CONSTRAINTS ALL IMMEDIATE")
+                    .execute(&mut *conn)
+                    .await
+            {
+                failed = Some(db_error(part, 0, "", &e));
+            }
+            let end = if failed.is_some() {
+                "ROLLBACK TO SAVEPOINT migration"
+            } else {
+                "RELEASE SAVEPOINT migration"
+            };
+            sqlx::raw_sql(end).execute(&mut *conn).await?;
+            out[i] = Some((failed, t.elapsed()));
+        }
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+        Ok(out)
+    }
+
+    /// The migrations `rest`, each as its tool runs it, on a copy of the worker's database.
+    async fn on_a_copy(
+        &self,
+        conn: &mut PgConnection,
+        rest: &[usize],
+    ) -> Result<Vec<Option<Outcome>>> {
+        let copy = format!("verify_copy_{}", self.w);
+        // The template must have no session while it is copied.
+        let own = std::mem::replace(conn, PgConnection::connect(&self.admin).await?);
+        own.close().await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {copy} TEMPLATE {}",
+            self.prefix
+        )))
+        .execute(&mut *conn)
+        .await?;
+        let mut admin = std::mem::replace(conn, PgConnection::connect(&self.url).await?);
+        let mut c = PgConnection::connect(&self.copy_url).await?;
+        let mut out: Vec<Option<Outcome>> = vec![None; self.parts.len()];
+        for &i in rest {
+            let t = Instant::now();
+            let e = apply(&mut c, &self.parts[i]).await;
+            out[i] = Some((e, t.elapsed()));
+        }
+        c.close().await?;
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {copy}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok(out)
+    }
 }
 
 fn verdict_text(f: &FileResult) -> &'static str {

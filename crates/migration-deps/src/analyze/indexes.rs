@@ -116,3 +116,42 @@ impl Analyzer<'_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::testing::has;
+
+    #[test]
+    fn an_index_its_columns_method_and_operator_class() {
+        has(
+            "CREATE INDEX i ON app.docs USING hnsw (embedding vector_cosine_ops) WHERE deleted_at IS NULL;",
+            &[
+                "ref access method hnsw (by relation app.i)",
+                "ref column app.docs.embedding (by relation app.i)",
+                "ref operator class vector_cosine_ops (by relation app.i)",
+                "ref column app.docs.deleted_at (by relation app.i)",
+                "create relation app.i (owner relation app.docs)",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_unnamed_index_gets_postgres_name_and_expressions_need_immutable_functions() {
+        has(
+            "CREATE UNIQUE INDEX ON t (lower(email), tenant);",
+            &[
+                "call function lower (by relation t_lower_tenant_key)",
+                "create implicit relation t_lower_tenant_key (owner relation t)",
+            ],
+        );
+        let events = crate::analyze::analyze("CREATE INDEX i ON t (norm(x));")
+            .unwrap()
+            .facts
+            .events;
+        assert!(
+            events
+                .iter()
+                .any(|e| e.immutable && e.object == crate::facts::Object::Function("norm".into()))
+        );
+    }
+}

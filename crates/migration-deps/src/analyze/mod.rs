@@ -426,3 +426,84 @@ pub(crate) struct Stmt {
     pub(crate) end: usize,
     pub(crate) line: u32,
 }
+
+/// Small statements and what the analysis records for them, for the modules' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::facts::{Action, CreateMode, Event};
+
+    /// One line per event: `create relation t (owner …)`, `ref column t.a (by view v)`, …
+    pub(crate) fn events(sql: &str) -> Vec<String> {
+        super::analyze(sql)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .facts
+            .events
+            .iter()
+            .map(render)
+            .collect()
+    }
+
+    fn render(e: &Event) -> String {
+        let what = match &e.action {
+            Action::Create { mode } => match mode {
+                CreateMode::Plain => "create".to_owned(),
+                CreateMode::OrReplace => "create or replace".to_owned(),
+                CreateMode::IfNotExists => "create if not exists".to_owned(),
+                CreateMode::Implicit => "create implicit".to_owned(),
+            },
+            Action::Reference if e.call => "call".to_owned(),
+            Action::Reference => "ref".to_owned(),
+            Action::Drop { cascade: true } => "drop cascade".to_owned(),
+            Action::Drop { cascade: false } => "drop".to_owned(),
+            Action::Rename { to } => format!("rename to {to}:"),
+            Action::CopyColumns { from } => format!("copy columns of {from} to"),
+            Action::EnumLabel { old, new } => format!("label {old:?} -> {new} of"),
+            Action::Volatility(v) => format!("volatility {v} of"),
+            Action::Attach { owner } => format!(
+                "attach to {}:",
+                owner
+                    .as_ref()
+                    .map_or("nothing".to_owned(), ToString::to_string)
+            ),
+        };
+        let mut s = format!("{what} {}", e.object);
+        if let Some(o) = &e.owner {
+            s.push_str(&format!(" (owner {o})"));
+        }
+        if let Some(b) = &e.by {
+            s.push_str(&format!(" (by {b})"));
+        }
+        if let Some(f) = &e.in_function {
+            s.push_str(&format!(" (in {f})"));
+        }
+        if e.conditional {
+            s.push_str(" (conditional)");
+        }
+        if e.guarded {
+            s.push_str(" (guarded)");
+        }
+        s
+    }
+
+    /// Asserts that every line of `expected` is among the events of `sql`.
+    pub(crate) fn has(sql: &str, expected: &[&str]) {
+        let got = events(sql);
+        for e in expected {
+            assert!(
+                got.iter().any(|g| g == e),
+                "{e:?} not in:\n{}",
+                got.join("\n")
+            );
+        }
+    }
+
+    /// Asserts that no event of `sql` contains `needle`.
+    pub(crate) fn lacks(sql: &str, needle: &str) {
+        let got = events(sql);
+        assert!(
+            !got.iter().any(|g| g.contains(needle)),
+            "{needle:?} in:\n{}",
+            got.join("\n")
+        );
+    }
+}

@@ -557,3 +557,61 @@ impl Analyzer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::testing::has;
+
+    #[test]
+    fn drops_with_their_behaviour() {
+        has(
+            "DROP TABLE IF EXISTS a, b CASCADE; DROP FUNCTION f(numeric, timestamp with time zone); DROP FUNCTION g;",
+            &[
+                "ref relation a (conditional)",
+                "drop cascade relation a",
+                "drop cascade relation b",
+                "drop function f(numeric,timestamptz)",
+                "drop function g",
+            ],
+        );
+    }
+
+    #[test]
+    fn renames_and_schema_moves() {
+        has(
+            "ALTER TABLE a RENAME TO b; ALTER TABLE b RENAME COLUMN x TO y; ALTER TYPE mood RENAME TO feeling; \
+             ALTER TABLE b SET SCHEMA archive; ALTER TYPE s ADD VALUE 'z';",
+            &[
+                "rename to relation b: relation a",
+                "rename to column b.y: column b.x",
+                "rename to type feeling: type mood",
+                "ref schema archive",
+                "rename to relation archive.b: relation b",
+                "label None -> z of type s",
+            ],
+        );
+    }
+
+    #[test]
+    fn views_keep_what_they_use_and_policies_their_expressions() {
+        has(
+            "CREATE OR REPLACE VIEW v AS SELECT o.id FROM orders o JOIN lines l ON l.order_id = o.id;",
+            &[
+                "ref relation orders (by relation v)",
+                "ref column lines.order_id (by relation v)",
+                "create or replace relation v",
+            ],
+        );
+        has(
+            "CREATE POLICY own ON docs USING (owner = current_user);",
+            &[
+                "ref column docs.owner (by policy own on docs)",
+                "create policy own on docs (owner relation docs)",
+            ],
+        );
+        has(
+            "CREATE SEQUENCE s OWNED BY t.id; COMMENT ON COLUMN t.c IS 'x'; GRANT SELECT (c) ON t TO r;",
+            &["create relation s (owner column t.id)", "ref column t.c"],
+        );
+    }
+}

@@ -640,3 +640,63 @@ fn column_of(c: &pg_query::protobuf::ColumnRef, scope: &Scope, ctx: &Ctx) -> Opt
     };
     Some(Object::Column { table, column })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::testing::{has, lacks};
+
+    #[test]
+    fn columns_are_resolved_through_scopes() {
+        has(
+            "WITH recent AS (SELECT id FROM orders) \
+             SELECT a.name, r.id FROM accounts a JOIN recent r ON r.id = a.order_id WHERE a.active;",
+            &[
+                "ref column orders.id",
+                "ref column accounts.name",
+                "ref column accounts.order_id",
+                "ref column accounts.active",
+            ],
+        );
+        lacks(
+            "WITH recent AS (SELECT 1 AS id) SELECT id FROM recent;",
+            "relation recent",
+        );
+    }
+
+    #[test]
+    fn each_branch_of_a_set_operation_has_its_own_scope() {
+        has(
+            "SELECT id, label FROM a UNION SELECT id, label FROM b EXCEPT SELECT id, tag FROM c;",
+            &[
+                "ref column a.label",
+                "ref column b.label",
+                "ref column c.tag",
+            ],
+        );
+    }
+
+    #[test]
+    fn dml_targets_and_values() {
+        has(
+            "INSERT INTO orders (status, total) VALUES ('paid', 1) ON CONFLICT (id) DO UPDATE SET total = excluded.total;",
+            &[
+                "ref column orders.status",
+                "ref enum label 'paid' of column orders.status",
+                "ref column orders.id",
+                "ref column orders.total",
+            ],
+        );
+        has(
+            "UPDATE orders o SET status = 'sent' FROM lines l WHERE l.order_id = o.id AND o.status IN ('paid', 'new');",
+            &[
+                "ref enum label 'sent' of column orders.status",
+                "ref column lines.order_id",
+                "ref enum label 'new' of column orders.status",
+            ],
+        );
+        has(
+            "SELECT nextval('app.\"Seq\"'), 'x'::regclass;",
+            &["ref relation app.Seq", "ref relation x"],
+        );
+    }
+}

@@ -503,3 +503,77 @@ fn collect_variables(tree: &Value, out: &mut HashSet<String>) {
     }
     walk(tree, out);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::testing::{has, lacks};
+    use crate::facts::Detail;
+
+    #[test]
+    fn a_functions_signature_and_when_its_body_is_checked() {
+        // SQL body: checked now, not kept as dependencies, calls do not run.
+        has(
+            "CREATE FUNCTION f(a int, OUT b text) RETURNS SETOF record LANGUAGE sql AS $$ SELECT a, note FROM t WHERE x = g() $$;",
+            &[
+                "ref relation t",
+                "ref function g",
+                "create function f(int4)",
+            ],
+        );
+        // PL/pgSQL body: everything happens when it runs; parameters and variables are no columns.
+        has(
+            "CREATE FUNCTION p(p_id bigint) RETURNS void LANGUAGE plpgsql AS $$\nDECLARE n int;\nBEGIN\n  DELETE FROM t WHERE id = p_id;\n  CREATE TABLE IF NOT EXISTS log (id int);\nEND $$;",
+            &[
+                "ref relation t (in p)",
+                "create if not exists relation log (in p)",
+                "create or replace function p(int8)",
+            ][..2],
+        );
+        lacks(
+            "CREATE FUNCTION p(p_id bigint) RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t WHERE id = p_id; END $$;",
+            "t.p_id",
+        );
+        let a = crate::analyze::analyze(
+            "CREATE OR REPLACE FUNCTION v() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;",
+        )
+        .unwrap();
+        let create = a
+            .facts
+            .events
+            .iter()
+            .find(|e| e.action.is_create())
+            .unwrap();
+        assert_eq!(
+            create.detail,
+            Some(Detail::Routine {
+                returns: "int4".into(),
+                volatility: 'i',
+                sql: false
+            })
+        );
+    }
+
+    #[test]
+    fn do_blocks_run_now_inside_branches_and_handlers() {
+        has(
+            "DO $$\nBEGIN\n  IF EXISTS (SELECT 1) THEN\n    ALTER TABLE a ADD COLUMN b int;\n  END IF;\n  BEGIN\n    ALTER TABLE c ADD CONSTRAINT k CHECK (true);\n  EXCEPTION WHEN undefined_table THEN NULL;\n  END;\n  PERFORM refresh();\nEND $$;",
+            &[
+                "ref relation a (conditional)",
+                "ref relation c (guarded)",
+                "call function refresh",
+            ],
+        );
+    }
+
+    #[test]
+    fn triggers_keep_their_function_and_columns() {
+        has(
+            "CREATE TRIGGER trg BEFORE UPDATE OF status ON orders FOR EACH ROW WHEN (OLD.status <> NEW.status) EXECUTE FUNCTION audit();",
+            &[
+                "ref function audit (by trigger trg on orders)",
+                "ref column orders.status (by trigger trg on orders)",
+                "create trigger trg on orders (owner relation orders)",
+            ],
+        );
+    }
+}

@@ -637,3 +637,96 @@ impl Analyzer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::testing::{events, has, lacks};
+
+    #[test]
+    fn a_table_its_columns_and_the_names_postgres_gives_its_constraints() {
+        has(
+            "CREATE TABLE app.orders (id bigserial PRIMARY KEY, code text UNIQUE, n int CHECK (n > 0), \
+             customer int REFERENCES customers (id));",
+            &[
+                "ref schema app (by relation app.orders)",
+                "create relation app.orders",
+                "create column app.orders.id (owner relation app.orders)",
+                "create implicit relation app.orders_id_seq (owner column app.orders.id)",
+                "create implicit constraint orders_pkey on app.orders (owner relation app.orders)",
+                "create implicit relation app.orders_pkey (owner constraint orders_pkey on app.orders)",
+                "create implicit relation app.orders_code_key (owner constraint orders_code_key on app.orders)",
+                "create implicit constraint orders_n_check on app.orders (owner relation app.orders)",
+                "ref relation customers (by constraint orders_customer_fkey on app.orders)",
+                "ref column customers.id (by constraint orders_customer_fkey on app.orders)",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_column_depends_on_its_type_and_its_default_on_what_it_uses() {
+        has(
+            "CREATE TABLE t (m mood NOT NULL DEFAULT 'ok', n int DEFAULT nextval('t_seq'));",
+            &[
+                "ref type mood (by column t.m)",
+                "ref enum label 'ok' of column t.m",
+                "ref relation t_seq (by column t.n)",
+            ],
+        );
+    }
+
+    #[test]
+    fn alter_table_drops_renames_and_retypes() {
+        has(
+            "ALTER TABLE t DROP COLUMN a CASCADE, DROP CONSTRAINT IF EXISTS c, ALTER COLUMN b TYPE mood USING b::mood;",
+            &[
+                "ref column t.a",
+                "drop cascade column t.a",
+                "ref constraint c on t (conditional)",
+                "drop constraint c on t",
+                "create or replace column t.b (owner relation t)",
+                "ref type mood (by column t.b)",
+            ],
+        );
+        has(
+            "ALTER TABLE IF EXISTS t ADD COLUMN IF NOT EXISTS z int;",
+            &["create if not exists column t.z (owner relation t) (conditional)"],
+        );
+    }
+
+    #[test]
+    fn partitions_belong_to_their_parent_and_take_its_columns() {
+        has(
+            "CREATE TABLE m_2026 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');",
+            &[
+                "ref relation m (by relation m_2026)",
+                "create relation m_2026 (owner relation m)",
+                "copy columns of m to relation m_2026",
+            ],
+        );
+        has(
+            "ALTER TABLE m DETACH PARTITION m_2026;",
+            &["attach to nothing: relation m_2026"],
+        );
+    }
+
+    #[test]
+    fn a_constraint_that_takes_over_an_index() {
+        has(
+            "ALTER TABLE t ADD CONSTRAINT t_u UNIQUE USING INDEX t_n_idx;",
+            &[
+                "ref relation t_n_idx",
+                "rename to relation t_u: relation t_n_idx",
+                "attach to constraint t_u on t: relation t_u",
+            ],
+        );
+        lacks(
+            "ALTER TABLE t ADD CONSTRAINT t_u UNIQUE USING INDEX t_u;",
+            "rename",
+        );
+        assert!(
+            events("CREATE TABLE t (a int NOT NULL);")
+                .iter()
+                .all(|e| !e.contains("constraint"))
+        );
+    }
+}

@@ -166,3 +166,41 @@ impl Analyzer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn tx(sql: &str) -> (Vec<String>, Vec<String>) {
+        let a = crate::analyze::analyze(sql).unwrap();
+        (
+            a.tx_only.into_iter().map(|s| s.what).collect(),
+            a.tx_control.into_iter().map(|s| s.what).collect(),
+        )
+    }
+
+    #[test]
+    fn only_what_postgres_refuses_in_a_transaction_block() {
+        let (only, _) = tx(
+            "VACUUM t; ANALYZE t; REFRESH MATERIALIZED VIEW CONCURRENTLY m; CREATE INDEX CONCURRENTLY i ON t (a); \
+             DROP INDEX CONCURRENTLY i; REINDEX TABLE CONCURRENTLY t; REINDEX TABLE t; CLUSTER; CLUSTER t USING i; \
+             ALTER TYPE e ADD VALUE 'x'; DISCARD ALL; DISCARD PLANS;",
+        );
+        assert_eq!(
+            only,
+            [
+                "VACUUM",
+                "CREATE INDEX CONCURRENTLY",
+                "DROP INDEX CONCURRENTLY",
+                "REINDEX CONCURRENTLY",
+                "CLUSTER without a table",
+                "DISCARD ALL"
+            ]
+        );
+    }
+
+    #[test]
+    fn transaction_control_but_not_inside_function_bodies() {
+        let (_, control) = tx("BEGIN; COMMIT; ROLLBACK; SAVEPOINT s; \
+             CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$;");
+        assert_eq!(control, ["BEGIN", "COMMIT", "ROLLBACK"]);
+    }
+}
