@@ -614,7 +614,7 @@ impl Worker {
         let mut prefix_run: Vec<Option<Outcome>> = vec![None; n];
         let mut exclusions = Vec::new();
         let mut turn = 0usize;
-        for k in 0..n {
+        for (k, slot) in prefix_run.iter_mut().enumerate() {
             if self.base.contains(&k) {
                 continue;
             }
@@ -630,7 +630,7 @@ impl Worker {
             }
             let t = Instant::now();
             let e = apply(&mut conn, &self.parts[k]).await;
-            prefix_run[k] = Some((e, t.elapsed()));
+            *slot = Some((e, t.elapsed()));
         }
         conn.close().await?;
         Ok((self.w, prefix_run, exclusions))
