@@ -516,6 +516,11 @@ impl Walk {
                                 self.call(m, id, e.line, out, changes);
                             }
                         }
+                        None if matches!(&key, Object::Column { table, .. }
+                            if self.cat.lookup(&Object::Column {
+                                table: table.clone(),
+                                column: crate::facts::UNKNOWN_COLUMNS.to_owned(),
+                            }).is_some()) => {}
                         None if !e.conditional || e.guarded => {
                             // A column of a missing table: PostgreSQL reports the table.
                             let (object, key) = match &key {
@@ -681,9 +686,17 @@ impl Walk {
                     let Object::Relation(to_name) = self.cat.get(to).key.clone() else {
                         continue;
                     };
+                    let view = matches!(
+                        self.cat.get(to).kind,
+                        Some(RelKind::View | RelKind::MaterializedView)
+                    );
                     for c in self.cat.columns_of(src) {
                         let orig = self.cat.get(c).key.clone();
                         let copy = orig.with_owner(&to_name);
+                        // `SELECT *`: the view uses every column it took.
+                        if view {
+                            self.cat.add_dep(to, c);
+                        }
                         if self.cat.lookup(&copy).is_none() {
                             let made_by = self.cat.get(c).created_by;
                             let id = self.cat.create(copy, m, Some(to));
@@ -755,15 +768,28 @@ impl Walk {
         let Object::EnumLabel { of, label } = &e.object else {
             return;
         };
-        let ty = match of.as_ref() {
-            Object::Column { .. } => match self.cat.lookup(of).map(|c| &self.cat.get(c).detail) {
-                Some(Some(Detail::ColumnType(t))) => Object::Type(t.clone()),
-                _ => return,
+        // A column's type is the type it depends on (renames of the type included).
+        let t = match of.as_ref() {
+            Object::Column { .. } => {
+                let Some(c) = self.cat.lookup(of) else {
+                    return;
+                };
+                match self
+                    .cat
+                    .get(c)
+                    .deps
+                    .iter()
+                    .copied()
+                    .find(|&d| matches!(self.cat.get(d).detail, Some(Detail::Enum(_))))
+                {
+                    Some(t) => t,
+                    None => return,
+                }
+            }
+            other => match self.cat.lookup(other) {
+                Some(t) => t,
+                None => return,
             },
-            other => other.clone(),
-        };
-        let Some(t) = self.cat.lookup(&ty) else {
-            return;
         };
         if let Some(Detail::Enum(labels)) = &self.cat.get(t).detail
             && !labels.contains(label)

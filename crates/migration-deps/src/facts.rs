@@ -102,6 +102,11 @@ impl Object {
     }
 }
 
+/// The column name that stands for "columns the analysis cannot name" of a view (its `*` over a
+/// CTE or subquery, an expression without a name): references to its columns are then never
+/// reported missing.
+pub const UNKNOWN_COLUMNS: &str = "*";
+
 /// How a relation was created, for messages ("table x", "index y").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RelKind {

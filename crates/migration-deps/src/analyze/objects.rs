@@ -35,6 +35,25 @@ fn written_name(o: &Object) -> &str {
     }
 }
 
+/// The tables of a FROM item: (alias or name, table).
+fn collect_sources(item: &Node, out: &mut Vec<(String, String)>) {
+    match &item.node {
+        Some(NodeEnum::RangeVar(rv)) => {
+            let alias = rv
+                .alias
+                .as_ref()
+                .map_or_else(|| rv.relname.clone(), |a| a.aliasname.clone());
+            out.push((alias, range_var(rv)));
+        }
+        Some(NodeEnum::JoinExpr(j)) => {
+            for side in [&j.larg, &j.rarg].into_iter().flatten() {
+                collect_sources(side, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl Analyzer<'_> {
     pub(crate) fn drop_objects(&mut self, src: &Source<'_>, st: &Stmt, s: &DropStmt, ctx: &Ctx) {
         if s.concurrent {
@@ -222,13 +241,120 @@ impl Analyzer<'_> {
         let view = range_var(rv);
         let kept = ctx.kept_by(Object::Relation(view.clone()));
         self.walk_opt(src, &s.query, &Scope::default(), &kept);
+        let line = src.line(rv.location);
         self.create_rel(
             ctx,
-            view,
+            view.clone(),
             RelKind::View,
-            src.line(rv.location),
+            line,
             CreateMode::or_replace(s.replace),
         );
+        let aliases = strings(&s.aliases);
+        self.output_columns(ctx, &view, s.query.as_deref(), &aliases, line);
+    }
+
+    /// The columns a view or `CREATE TABLE … AS` gets from its query: the names of its select
+    /// list (`AS` names, column names, function names; `aliases` first), and for `*` / `t.*`
+    /// the columns its tables have now.
+    fn output_columns(
+        &mut self,
+        ctx: &Ctx,
+        rel: &str,
+        query: Option<&Node>,
+        aliases: &[String],
+        line: u32,
+    ) {
+        let Some(NodeEnum::SelectStmt(sel)) = query.and_then(|q| q.node.as_ref()) else {
+            return;
+        };
+        let mut sel: &pg_query::protobuf::SelectStmt = sel;
+        // A CTE is no table: its `*` is not known here.
+        let mut ctes: Vec<String> = Vec::new();
+        // A set operation takes its names from its first branch.
+        loop {
+            ctes.extend(sel.with_clause.iter().flat_map(|w| &w.ctes).filter_map(
+                |c| match &c.node {
+                    Some(NodeEnum::CommonTableExpr(c)) => Some(c.ctename.clone()),
+                    _ => None,
+                },
+            ));
+            match sel.larg.as_deref() {
+                Some(l) => sel = l,
+                None => break,
+            }
+        }
+        let mut sources: Vec<(String, String)> = Vec::new();
+        for f in &sel.from_clause {
+            collect_sources(f, &mut sources);
+        }
+        let before = sources.len();
+        sources.retain(|(_, table)| !ctes.contains(table));
+        let mut open = sources.len() < before;
+        let owner = Some(Object::Relation(rel.to_owned()));
+        let mut n = 0;
+        for t in &sel.target_list {
+            let Some(NodeEnum::ResTarget(rt)) = &t.node else {
+                continue;
+            };
+            let val = rt.val.as_deref().and_then(|v| v.node.as_ref());
+            if let Some(NodeEnum::ColumnRef(c)) = val
+                && matches!(
+                    c.fields.last().and_then(|f| f.node.as_ref()),
+                    Some(NodeEnum::AStar(_))
+                )
+            {
+                let qualifier = strings(&c.fields).last().cloned();
+                let mut matched = false;
+                for (alias, table) in &sources {
+                    if qualifier.as_ref().is_none_or(|q| q == alias) {
+                        matched = true;
+                        self.push(
+                            ctx,
+                            Action::CopyColumns {
+                                from: table.clone(),
+                            },
+                            Object::Relation(rel.to_owned()),
+                            line,
+                        );
+                    }
+                }
+                // `*` of a CTE, subquery or function: columns this analysis does not know.
+                open |= !matched || qualifier.is_none() && sources.len() < sel.from_clause.len();
+                continue;
+            }
+            let name = if let Some(a) = aliases.get(n) {
+                a.clone()
+            } else if !rt.name.is_empty() {
+                rt.name.clone()
+            } else {
+                match val {
+                    Some(NodeEnum::ColumnRef(c)) => {
+                        strings(&c.fields).last().cloned().unwrap_or_default()
+                    }
+                    Some(NodeEnum::FuncCall(f)) => {
+                        strings(&f.funcname).last().cloned().unwrap_or_default()
+                    }
+                    _ => String::new(),
+                }
+            };
+            n += 1;
+            if name.is_empty() {
+                open = true;
+                continue;
+            }
+            let column = Object::Column {
+                table: rel.to_owned(),
+                column: name,
+            };
+            self.create(ctx, column, line, CreateMode::Implicit, owner.clone());
+        }
+        if open {
+            let unknown = Object::Column {
+                table: rel.to_owned(),
+                column: crate::facts::UNKNOWN_COLUMNS.to_owned(),
+            };
+            self.create(ctx, unknown, line, CreateMode::Implicit, owner);
+        }
     }
 
     pub(crate) fn create_table_as(
@@ -256,13 +382,20 @@ impl Analyzer<'_> {
         } else {
             RelKind::Table
         };
+        let line = src.line(rel.location);
+        let cols = s
+            .into
+            .as_ref()
+            .map(|i| strings(&i.col_names))
+            .unwrap_or_default();
         self.create_rel(
             ctx,
-            name,
+            name.clone(),
             kind,
-            src.line(rel.location),
+            line,
             CreateMode::if_not_exists(s.if_not_exists),
         );
+        self.output_columns(ctx, &name, s.query.as_deref(), &cols, line);
     }
 
     /// `OWNED BY t.c` among sequence options: the column, or `None` for `OWNED BY NONE`.
