@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use migration_deps::{
-    Finding, Member, Membership, Severity, analyze_lenient, check_profile, transaction_findings,
-    version_findings,
+    Finding, Member, Membership, Severity, analyze_lenient, check_profile, down_findings,
+    hazard_findings, transaction_findings, version_findings,
 };
 use serde::Serialize;
 
@@ -30,6 +30,9 @@ pub struct Deps {
     /// The oldest PostgreSQL major version the migrations must run on (newer syntax is an error).
     #[arg(long, default_value_t = DEFAULT_PG_MAJOR, value_name = "N")]
     pub pg_major: u32,
+    /// Also check the down parts (they must parse, and run where the tool runs them).
+    #[arg(long)]
+    pub check_down: bool,
     /// `--deny warnings`: fail on warnings too.
     #[arg(long, value_name = "warnings")]
     pub deny: Option<Deny>,
@@ -86,10 +89,17 @@ impl Deps {
         for m in &members {
             findings.extend(transaction_findings(m.analyzed));
             findings.extend(version_findings(m.analyzed, self.pg_major));
+            findings.extend(hazard_findings(m.analyzed));
+            if self.check_down {
+                findings.extend(down_findings(&m.analyzed.migration));
+            }
         }
         let order = |f: &Finding| {
             (
-                set.migrations.iter().position(|m| m.file_name() == f.file),
+                set.migrations.iter().position(|m| {
+                    m.file_name() == f.file
+                        || m.down.as_ref().is_some_and(|d| d.file_name == f.file)
+                }),
                 f.line,
             )
         };

@@ -15,12 +15,41 @@ pub const DOC: &str = "docs/migrations.md";
 #[derive(Debug, clap::Args)]
 pub struct Graph {
     /// Write nothing; exit 1 when the document is out of date.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "source")]
     pub check: bool,
+    /// Print the graph of any folder of migrations to stdout instead (Mermaid).
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<std::path::PathBuf>,
+    /// How `--source` is laid out: auto, sqlx, goose, diesel, golang-migrate, dbmate, flyway.
+    #[arg(long, default_value = "auto", requires = "source")]
+    pub layout: String,
+    /// Versions of `--source` drawn as left out (comma-separated).
+    #[arg(
+        long,
+        value_name = "V,V,...",
+        value_delimiter = ',',
+        requires = "source"
+    )]
+    pub exclude: Vec<String>,
 }
 
 impl Graph {
     pub fn run(self) -> Result<()> {
+        if let Some(source) = &self.source {
+            let (set, how) = crate::verify::read(source, &self.layout)?;
+            eprintln!("{}: {how}", source.display());
+            let mut excluded = Vec::new();
+            for v in &self.exclude {
+                let m = set
+                    .lookup(v)
+                    .map_err(|e| anyhow::anyhow!("--exclude {v}: {e}"))?;
+                excluded.push(m.version.clone());
+            }
+            let analyzed =
+                migration_deps::parallel(&set.migrations, migration_deps::analyze_lenient);
+            print!("{}", render_folder(&analyzed, &excluded));
+            return Ok(());
+        }
         let root = crate::project_root();
         let ws = Workspace::load(&root)?;
         let text = render(&ws);
@@ -47,6 +76,53 @@ fn short(o: &Object) -> String {
         Object::Column { table, column } => format!("{table}.{column}"),
         other => other.to_string(),
     }
+}
+
+/// An arrow's label: the first objects it stands for.
+fn edge_label(e: &migration_deps::Edge) -> String {
+    let mut label: Vec<String> = e.objects.iter().take(2).map(short).collect();
+    if e.objects.len() > 2 {
+        label.push(format!("+{}", e.objects.len() - 2));
+    }
+    label.join(", ").replace('"', "'")
+}
+
+/// The graph of any folder: one box per migration (grey when excluded), an arrow per
+/// dependency.
+pub fn render_folder(
+    analyzed: &[migration_deps::Analyzed],
+    excluded: &[migration_deps::Version],
+) -> String {
+    let edges = dependency_edges(analyzed);
+    let mut s = String::from("```mermaid\nflowchart TD\n");
+    s.push_str(
+        "    classDef excluded fill:#eeeeee,stroke:#999999,color:#666,stroke-dasharray: 4 3\n",
+    );
+    for (i, a) in analyzed.iter().enumerate() {
+        let m = &a.migration;
+        let _ = writeln!(
+            s,
+            "    m{i}[\"{}<br/>{}\"]{}",
+            m.version,
+            m.description.replace('"', "'"),
+            if excluded.contains(&m.version) {
+                ":::excluded"
+            } else {
+                ""
+            }
+        );
+    }
+    for e in &edges {
+        let _ = writeln!(
+            s,
+            "    m{} -->|\"{}\"| m{}",
+            e.from,
+            edge_label(e),
+            e.to
+        );
+    }
+    s.push_str("```\n");
+    s
 }
 
 /// The whole document.
@@ -112,15 +188,11 @@ pub fn render(ws: &Workspace) -> String {
             );
         }
         for e in &edges {
-            let mut label: Vec<String> = e.objects.iter().take(2).map(short).collect();
-            if e.objects.len() > 2 {
-                label.push(format!("+{}", e.objects.len() - 2));
-            }
             let _ = writeln!(
                 s,
                 "    m{} -->|\"{}\"| m{}",
                 ws.canonical[e.from].migration.int_version(),
-                label.join(", ").replace('"', "'"),
+                edge_label(e),
                 ws.canonical[e.to].migration.int_version()
             );
         }

@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod bench_analysis;
 mod ci;
 mod codegen;
 mod db;
@@ -71,6 +72,10 @@ enum BenchCommand {
     Sync(bench::Bench),
     /// Cloning a test database from its template beside migrating a fresh one.
     TestDb(bench::BenchTestDb),
+    /// The dependency analysis beside libpg_query parsing the same files.
+    Analysis(bench_analysis::BenchAnalysis),
+    /// `migrations verify --exclude-each` on a 250-migration history (or `--source`).
+    Verify(bench_analysis::BenchVerify),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +129,8 @@ fn main() -> ExitCode {
         Command::Ci(c) => c.run(&sh),
         Command::Codegen(c) => c.run(&sh),
         Command::Bench(BenchCommand::TestDb(c)) => c.run(),
+        Command::Bench(BenchCommand::Analysis(c)) => c.run(),
+        Command::Bench(BenchCommand::Verify(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use migration_deps::{
     Analyzed, Finding, LayoutKind, Member, Membership, MigrationSet, Part, Severity,
-    analyze_lenient, check_profile, transaction_findings, version_findings,
+    analyze_lenient, check_profile, hazard_findings, transaction_findings, version_findings,
 };
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -60,6 +60,11 @@ pub struct Verify {
     /// Exclusions applied at once (default: the number of cores).
     #[arg(short, long)]
     pub jobs: Option<usize>,
+    /// Also revert: after the full run, apply every down part in reverse order (as the tool's
+    /// revert does, stopping at the first it refuses), then the up parts again; and check
+    /// that each down part parses.
+    #[arg(long)]
+    pub check_down: bool,
     /// Print every migration, not only those where something was reported.
     #[arg(short, long)]
     pub verbose: bool,
@@ -113,6 +118,21 @@ pub struct Run {
     pub first_failure_named: Option<bool>,
 }
 
+/// One down part of the revert run (`--check-down`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DownResult {
+    /// The down part's file.
+    pub file: String,
+    /// What PostgreSQL said when the down part was applied (null: it was).
+    pub database: Option<DbError>,
+    /// What it said when the up part ran again after the revert (null: applied; absent when
+    /// it was not run again because the revert stopped before).
+    pub up_again: Option<Option<DbError>>,
+    /// The analysis's findings on the down part (it must parse).
+    #[serde(serialize_with = "findings_json")]
+    pub findings: Vec<Finding>,
+}
+
 /// The totals of one verification.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -124,6 +144,11 @@ pub struct Summary {
     pub database_only: usize,
     pub static_only_deferred: usize,
     pub false_errors: usize,
+    /// `--check-down`: down parts applied, and refused (by PostgreSQL or the analysis), and
+    /// up parts that failed when run again after the revert.
+    pub downs_applied: usize,
+    pub downs_refused: usize,
+    pub ups_again_refused: usize,
     pub seconds: f64,
 }
 
@@ -134,6 +159,8 @@ struct Report<'a> {
     server: String,
     migrations: usize,
     runs: &'a [Run],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downs: Option<&'a [DownResult]>,
     summary: &'a Summary,
 }
 
@@ -178,6 +205,9 @@ impl Verify {
         let major = crate::deps::server_major(cluster.binaries().version());
         let db = Databases::new(&cluster);
         let parts: Arc<Vec<Part>> = Arc::new(set.migrations.iter().map(|m| m.up.clone()).collect());
+        let downs: Option<Arc<Vec<Option<Part>>>> = self
+            .check_down
+            .then(|| Arc::new(set.migrations.iter().map(|m| m.down.clone()).collect()));
         // What cannot run under a savepoint in one shared transaction.
         let needs_own: Arc<Vec<bool>> = Arc::new(
             analyzed
@@ -195,9 +225,10 @@ impl Verify {
                 })
                 .collect(),
         );
-        let outcomes = rt.block_on(run_all(
+        let (outcomes, reverted) = rt.block_on(run_all(
             &db,
             parts,
+            downs,
             needs_own,
             &base,
             self.exclude_each,
@@ -248,6 +279,36 @@ impl Verify {
                 }
             }
         }
+        let downs: Option<Vec<DownResult>> = self.check_down.then(|| {
+            let mut out = Vec::new();
+            for (k, m) in set.migrations.iter().enumerate() {
+                let Some(down) = &m.down else { continue };
+                let findings = migration_deps::down_findings(m);
+                let (database, up_again) = match reverted.iter().find(|r| r.0 == k) {
+                    Some((_, db, again)) => (db.clone(), again.clone()),
+                    None => (None, None),
+                };
+                let applied = reverted.iter().any(|r| r.0 == k);
+                if applied && database.is_none() {
+                    summary.downs_applied += 1;
+                }
+                if database.is_some() || findings.iter().any(|f| f.severity == Severity::Error) {
+                    summary.downs_refused += 1;
+                }
+                if matches!(up_again, Some(Some(_))) {
+                    summary.ups_again_refused += 1;
+                }
+                if applied || !findings.is_empty() {
+                    out.push(DownResult {
+                        file: down.file_name.clone(),
+                        database,
+                        up_again,
+                        findings,
+                    });
+                }
+            }
+            out
+        });
         summary.seconds = started.elapsed().as_secs_f64();
         let base_names: Vec<String> = base.iter().map(|&i| files[i].to_owned()).collect();
         match self.format {
@@ -258,6 +319,7 @@ impl Verify {
                     server,
                     migrations: set.migrations.len(),
                     runs: &runs,
+                    downs: downs.as_deref(),
                     summary: &summary,
                 };
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -268,6 +330,11 @@ impl Verify {
                         if let Some(text) = github_line(&self.source, r, f) {
                             println!("{text}");
                         }
+                    }
+                }
+                for d in downs.iter().flatten() {
+                    for text in down_github_lines(&self.source, d) {
+                        println!("{text}");
                     }
                 }
             }
@@ -283,9 +350,16 @@ impl Verify {
                         self.exclude_each
                     )
                 );
+                if let Some(d) = &downs {
+                    print!("{}", human_downs(d, &summary, self.verbose));
+                }
             }
         }
-        if summary.database_only > 0 || summary.false_errors > 0 {
+        if summary.database_only > 0
+            || summary.false_errors > 0
+            || summary.downs_refused > 0
+            || summary.ups_again_refused > 0
+        {
             std::process::exit(1);
         }
         Ok(())
@@ -393,6 +467,7 @@ fn static_findings(
     for m in &members {
         all.extend(transaction_findings(m.analyzed));
         all.extend(version_findings(m.analyzed, major));
+        all.extend(hazard_findings(m.analyzed));
     }
     for f in all {
         if let Some(&i) = index.get(f.file.as_str()) {
@@ -528,13 +603,14 @@ const TRANSACTION_SENSITIVE: &[&str] = &[
 async fn run_all(
     db: &Databases,
     parts: Arc<Vec<Part>>,
+    downs: Option<Arc<Vec<Option<Part>>>>,
     needs_own: Arc<Vec<bool>>,
     base: &[usize],
     each: bool,
     prelude: Option<&str>,
     bookkeeping: &str,
     jobs: usize,
-) -> Result<BTreeMap<Option<usize>, Vec<Option<Outcome>>>> {
+) -> Result<(BTreeMap<Option<usize>, Vec<Option<Outcome>>>, Vec<Reverted>)> {
     let start = "verify_start";
     db.admin(format!("CREATE DATABASE {start}")).await?;
     let mut conn = db.connect(start).await?;
@@ -562,6 +638,7 @@ async fn run_all(
             prefix,
             admin: db.admin_url.clone(),
             parts: parts.clone(),
+            downs: if w == 0 { downs.clone() } else { None },
             needs_own: needs_own.clone(),
             base: base.to_vec(),
         };
@@ -569,10 +646,12 @@ async fn run_all(
     }
     let mut runs: BTreeMap<Option<usize>, Vec<Option<Outcome>>> = BTreeMap::new();
     let mut full = None;
+    let mut reverted = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        let (w, prefix_run, exclusions) = done??;
+        let (w, prefix_run, exclusions, downs) = done??;
         if w == 0 {
             full = Some(prefix_run);
+            reverted = downs;
         }
         for (k, out) in exclusions {
             runs.insert(Some(k), out);
@@ -585,8 +664,12 @@ async fn run_all(
         out[..k].clone_from_slice(&full[..k]);
     }
     runs.insert(None, full);
-    Ok(runs)
+    Ok((runs, reverted))
 }
+
+/// One migration of the revert run: its index, what PostgreSQL said to its down part, and to
+/// its up part run again afterwards (`None`: not run again).
+type Reverted = (usize, Option<DbError>, Option<Option<DbError>>);
 
 /// One worker of a verification: its own database, advanced migration by migration.
 struct Worker {
@@ -596,15 +679,18 @@ struct Worker {
     admin: String,
     copy_url: String,
     parts: Arc<Vec<Part>>,
+    /// `--check-down` (worker 0 only): the down parts, reverted after the full run.
+    downs: Option<Arc<Vec<Option<Part>>>>,
     needs_own: Arc<Vec<bool>>,
     base: Vec<usize>,
 }
 
-/// A worker's prefix run and its exclusions' runs.
+/// A worker's prefix run, its exclusions' runs and its revert run.
 type WorkerResult = (
     usize,
     Vec<Option<Outcome>>,
     Vec<(usize, Vec<Option<Outcome>>)>,
+    Vec<Reverted>,
 );
 
 impl Worker {
@@ -632,8 +718,12 @@ impl Worker {
             let e = apply(&mut conn, &self.parts[k]).await;
             *slot = Some((e, t.elapsed()));
         }
+        let reverted = match &self.downs {
+            Some(downs) => revert(&mut conn, &self.parts, downs, &prefix_run).await,
+            None => Vec::new(),
+        };
         conn.close().await?;
-        Ok((self.w, prefix_run, exclusions))
+        Ok((self.w, prefix_run, exclusions, reverted))
     }
 
     /// The rest of the history after `k`, from the state before `k`.
@@ -732,6 +822,112 @@ impl Worker {
         admin.close().await?;
         Ok(out)
     }
+}
+
+/// The revert run: from the last applied migration back to the first, each down part as the
+/// tool applies it, stopping at the first PostgreSQL refuses (as `sqlx migrate revert`,
+/// `goose down`, `diesel migration revert` do); then the reverted up parts again, in order.
+async fn revert(
+    conn: &mut PgConnection,
+    parts: &[Part],
+    downs: &[Option<Part>],
+    applied: &[Option<Outcome>],
+) -> Vec<Reverted> {
+    let mut out: Vec<Reverted> = Vec::new();
+    for k in (0..parts.len()).rev() {
+        if !matches!(applied[k], Some((None, _))) {
+            continue;
+        }
+        let Some(down) = &downs[k] else {
+            // Nothing to revert (sqlx skips simple migrations; goose and golang-migrate
+            // only drop the version).
+            continue;
+        };
+        let e = apply(conn, down).await;
+        let stop = e.is_some();
+        out.push((k, e, None));
+        if stop {
+            break;
+        }
+    }
+    let undone: Vec<usize> = out
+        .iter()
+        .filter(|r| r.1.is_none())
+        .map(|r| r.0)
+        .rev()
+        .collect();
+    for k in undone {
+        let e = apply(conn, &parts[k]).await;
+        if let Some(r) = out.iter_mut().find(|r| r.0 == k) {
+            r.2 = Some(e);
+        }
+    }
+    out
+}
+
+/// The revert run for people.
+fn human_downs(downs: &[DownResult], summary: &Summary, verbose: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "
+down parts (--check-down): {} applied in reverse order, {} refused, {} up part(s) refused when run again",
+        summary.downs_applied, summary.downs_refused, summary.ups_again_refused
+    );
+    for d in downs {
+        let problem =
+            d.database.is_some() || !d.findings.is_empty() || matches!(d.up_again, Some(Some(_)));
+        if !verbose && !problem {
+            continue;
+        }
+        let _ = writeln!(s, "  {}", d.file);
+        for f in &d.findings {
+            let _ = writeln!(s, "      analysis: {f}");
+        }
+        let _ = writeln!(s, "      database: {}", describe_db(&d.database));
+        match &d.up_again {
+            Some(e) => {
+                let _ = writeln!(s, "      up again: {}", describe_db(e));
+            }
+            None if d.database.is_none() && d.findings.is_empty() => {}
+            None => {
+                let _ = writeln!(s, "      up again: not run (the revert stopped here)");
+            }
+        }
+    }
+    s
+}
+
+/// The revert run's problems as GitHub annotations.
+fn down_github_lines(source: &std::path::Path, d: &DownResult) -> Vec<String> {
+    let path = source.join(&d.file).display().to_string();
+    let mut out: Vec<String> = d
+        .findings
+        .iter()
+        .map(|f| crate::report::github(f, &path))
+        .collect();
+    if let Some(e) = &d.database {
+        out.push(format!(
+            "::error file={},line={},title=migration verify::{}",
+            crate::report::escape_github_property(&path),
+            e.line.unwrap_or(1),
+            crate::report::escape_github(&format!(
+                "reverting: PostgreSQL {}",
+                describe_db(&d.database)
+            ))
+        ));
+    }
+    if let Some(Some(e)) = &d.up_again {
+        out.push(format!(
+            "::error file={},line=1,title=migration verify::{}",
+            crate::report::escape_github_property(&path),
+            crate::report::escape_github(&format!(
+                "after this down part, the up part fails again: {} ({}): the down part does not undo it",
+                e.message, e.code
+            ))
+        ));
+    }
+    out
 }
 
 fn verdict_text(f: &FileResult) -> &'static str {

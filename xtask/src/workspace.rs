@@ -97,6 +97,7 @@ impl Workspace {
             out.extend(
                 migration_deps::transaction_findings(a)
                     .into_iter()
+                    .chain(migration_deps::hazard_findings(a))
                     .map(|f| (canonical.name.clone(), prefixed(&dir, f))),
             );
         }
@@ -129,6 +130,7 @@ impl Workspace {
                     out.extend(
                         migration_deps::transaction_findings(a)
                             .into_iter()
+                            .chain(migration_deps::hazard_findings(a))
                             .map(|f| (d.profile.name.clone(), prefixed(&dir, f))),
                     );
                 }

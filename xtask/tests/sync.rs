@@ -660,3 +660,132 @@ fn classified_new_migrations_are_proven_on_postgres() {
     assert!(out.contains("profile v1.0: 17 migrations applied"), "{out}");
     assert!(out.contains("profile full: 23 migrations applied"), "{out}");
 }
+
+/// A reversible history (`sqlx migrate add -r`): both files of an allowlisted version are
+/// copied byte for byte, a replacement brings its own down file, the manifest lists both, and
+/// the derived profile runs, reverts to zero and runs again with the real sqlx-cli.
+#[test]
+fn reversible_migrations_are_derived_in_pairs_and_revert_with_sqlx() {
+    let f = Fixture::new();
+    let up_21 = "ALTER TABLE audit_events ADD COLUMN source text;\n";
+    let down_21 = "-- Undo 021.\nALTER TABLE audit_events DROP COLUMN source;\n";
+    f.write("migrations/021_audit_event_source.up.sql", up_21);
+    f.write("migrations/021_audit_event_source.down.sql", down_21);
+    f.write(
+        "migrations/022_incident_embeddings.up.sql",
+        "CREATE TABLE incident_embeddings (id bigint PRIMARY KEY, embedding vector(768) NOT NULL);\n",
+    );
+    f.write(
+        "migrations/022_incident_embeddings.down.sql",
+        "DROP TABLE incident_embeddings;\n",
+    );
+    f.write(
+        "migrations/023_incident_notes.up.sql",
+        "CREATE TABLE incident_notes (id bigint PRIMARY KEY, body text NOT NULL, embedding vector(768));\n",
+    );
+    f.write(
+        "migrations/023_incident_notes.down.sql",
+        "DROP TABLE incident_notes;\n",
+    );
+    let up_23_v1 = "CREATE TABLE incident_notes (id bigint PRIMARY KEY, body text NOT NULL);\n";
+    let down_23_v1 = "-- The v1.0 variant's own undo.\nDROP TABLE incident_notes;\n";
+    f.write(
+        "migrations/v1.0-replacements/023_incident_notes.up.sql",
+        up_23_v1,
+    );
+    f.write(
+        "migrations/v1.0-replacements/023_incident_notes.down.sql",
+        down_23_v1,
+    );
+    f.write(
+        "migrations/v1.0-bridges/023_incident_notes.up.sql",
+        "ALTER TABLE incident_notes ADD COLUMN embedding vector(768);\n",
+    );
+    classify(&f, "21");
+    classify(&f, "22 = \"needs pgvector\"");
+    f.edit("migrations/profiles.toml", |t| {
+        t.replace(
+            "[profiles.\"v1.0\".replace]\n",
+            "[profiles.\"v1.0\".replace]\n23 = \"v1.0-replacements/023_incident_notes.up.sql\"\n",
+        )
+        .replace(
+            "[profiles.\"v1.0\".bridge]\n",
+            "[profiles.\"v1.0\".bridge]\n23 = \"v1.0-bridges/023_incident_notes.up.sql\"\n",
+        )
+    });
+    let (ok, out) = f.run(&["sync-migrations"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("profile v1.0: 18 migrations applied"), "{out}");
+    assert!(out.contains("profile full: 24 migrations applied"), "{out}");
+
+    // Both files, byte for byte; the replacement's own down file; nothing of the excluded 022.
+    let read = |rel: &str| std::fs::read_to_string(f.path(rel)).unwrap();
+    assert_eq!(read("migrations-v1.0/021_audit_event_source.up.sql"), up_21);
+    assert_eq!(
+        read("migrations-v1.0/021_audit_event_source.down.sql"),
+        down_21
+    );
+    assert_eq!(read("migrations-v1.0/023_incident_notes.up.sql"), up_23_v1);
+    assert_eq!(
+        read("migrations-v1.0/023_incident_notes.down.sql"),
+        down_23_v1
+    );
+    assert!(
+        !f.path("migrations-v1.0/022_incident_embeddings.up.sql")
+            .exists()
+    );
+    assert!(
+        !f.path("migrations-v1.0/022_incident_embeddings.down.sql")
+            .exists()
+    );
+    let manifest = read("migrations-v1.0/manifest.toml");
+    for needle in [
+        "file = \"021_audit_event_source.down.sql\"\nsource = \"migrations/021_audit_event_source.down.sql\"\nkind = \"copy\"\ndirection = \"down\"",
+        "file = \"023_incident_notes.down.sql\"\nsource = \"migrations/v1.0-replacements/023_incident_notes.down.sql\"\nkind = \"replacement\"\ndirection = \"down\"",
+    ] {
+        assert!(manifest.contains(needle), "{needle:?} not in:\n{manifest}");
+    }
+    let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
+    assert!(ok, "{out}");
+
+    // Run, revert to zero, run again: sqlx-cli on a real PostgreSQL.
+    let cluster = pg_embedded::Cluster::start().expect("start PostgreSQL");
+    let url = cluster.create_database("reversible").unwrap();
+    let dir = f.path("migrations-v1.0");
+    let sqlx = |args: &[&str]| {
+        let out = Command::new("sqlx")
+            .args(args)
+            .arg("--source")
+            .arg(&dir)
+            .args(["--database-url", &url])
+            .output()
+            .expect("sqlx-cli is installed (cargo xtask sync-migrations installs it)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "sqlx {args:?} failed:\n{text}");
+        text
+    };
+    let exists = |sql: &str| -> bool {
+        let out = cluster.psql("reversible", sql).expect("psql");
+        out.trim() == "t"
+    };
+    let has_source = "SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'audit_events' AND column_name = 'source')";
+    let has_notes = "SELECT to_regclass('incident_notes') IS NOT NULL";
+    sqlx(&["migrate", "run"]);
+    assert!(exists(has_source) && exists(has_notes));
+    let out = sqlx(&["migrate", "revert", "--target-version", "0"]);
+    assert!(
+        out.contains("23/revert") && out.contains("21/revert"),
+        "{out}"
+    );
+    assert!(!exists(has_source) && !exists(has_notes), "{out}");
+    let out = sqlx(&["migrate", "run"]);
+    assert!(
+        out.contains("21/migrate") && out.contains("23/migrate"),
+        "{out}"
+    );
+    assert!(exists(has_source) && exists(has_notes));
+}

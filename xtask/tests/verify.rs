@@ -487,3 +487,214 @@ fn state_of_objects_not_only_their_existence() {
         "{f:?}"
     );
 }
+
+/// Runs `cargo xtask migrations <args>` and returns (success, stdout + stderr).
+fn xtask(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("migrations")
+        .args(args)
+        .arg("--source")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, sql).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn golang_migrate_and_dbmate_are_applied_as_their_tools_apply_them() {
+    // golang-migrate: each up file is one multi-statement query, no transaction of the tool's.
+    let r = verify(
+        &[
+            (
+                "000001_users.up.sql",
+                "CREATE TABLE users (id int PRIMARY KEY);\n",
+            ),
+            ("000001_users.down.sql", "DROP TABLE users;\n"),
+            (
+                "000002_orders.up.sql",
+                "CREATE TABLE orders (id int, user_id int REFERENCES users (id));\nCREATE INDEX orders_user ON orders (user_id);\n",
+            ),
+            ("000002_orders.down.sql", "DROP TABLE orders;\n"),
+        ],
+        &[],
+    );
+    assert_eq!(r["layout"], "golang-migrate");
+    agrees(&r, 1);
+    // dbmate: the up section only; `transaction:false` for CONCURRENTLY.
+    let r = verify(
+        &[
+            (
+                "20240101000000_users.sql",
+                "-- migrate:up\nCREATE TABLE users (id int, email text);\n\n-- migrate:down\nDROP TABLE users;\n",
+            ),
+            (
+                "20240102000000_email_index.sql",
+                "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n\n-- migrate:down\nDROP INDEX users_email;\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(r["layout"], "dbmate");
+    agrees(&r, 1);
+}
+
+/// Down parts are never part of the forward walk; `--check-down` parses them (deps) and, with
+/// verify, reverts the whole history on PostgreSQL and runs it again.
+#[test]
+fn down_parts_checked_on_request() {
+    let broken = folder(&[
+        (
+            "00001_users.sql",
+            "-- +goose Up\nCREATE TABLE users (id int);\n\n-- +goose Down\nDROP TABLE users;\n",
+        ),
+        (
+            "00002_email.sql",
+            "-- +goose Up\nALTER TABLE users ADD COLUMN email text;\n\n-- +goose Down\nALTER TABLE users DROP COLUMN email;\nDROP TABEL nothing;\n",
+        ),
+    ]);
+    // The Down sections contradict the Up ones, and one does not parse: without
+    // --check-down none of it is reported.
+    let (ok, out) = xtask(&["deps"], broken.path());
+    assert!(ok, "{out}");
+    assert!(!out.contains("error:"), "{out}");
+    let (ok, out) = xtask(&["deps", "--check-down"], broken.path());
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("00002_email.sql:6: error: the down part does not parse"),
+        "{out}"
+    );
+    let (ok, out) = xtask(&["verify", "--check-down"], broken.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("00002_email.sql"), "{out}");
+    assert!(out.contains("1 refused"), "{out}");
+
+    // A down part that does not undo its up: the up fails when run again.
+    let leaky = folder(&[
+        ("1_users.up.sql", "CREATE TABLE users (id int);\n"),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        (
+            "2_audit.up.sql",
+            "CREATE TABLE audit (id int);\nCREATE INDEX audit_id ON audit (id);\n",
+        ),
+        ("2_audit.down.sql", "DROP INDEX audit_id;\n"),
+    ]);
+    let (ok, out) = xtask(
+        &["verify", "--check-down", "--layout", "sqlx"],
+        leaky.path(),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("2 applied in reverse order, 0 refused, 1 up part(s) refused when run again"),
+        "{out}"
+    );
+    assert!(out.contains("relation \"audit\" already exists"), "{out}");
+
+    // A sound reversible history goes down to zero and up again.
+    let sound = folder(&[
+        ("1_users.up.sql", "CREATE TABLE users (id int);\n"),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        ("2_audit.up.sql", "CREATE TABLE audit (id int);\n"),
+        ("2_audit.down.sql", "DROP TABLE audit;\n"),
+    ]);
+    let (ok, out) = xtask(
+        &["verify", "--check-down", "--layout", "sqlx"],
+        sound.path(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 applied in reverse order, 0 refused, 0 up part"),
+        "{out}"
+    );
+}
+
+/// Bad input of each layout is refused with the file (and line) and what is wrong.
+#[test]
+fn bad_input_names_the_file_and_line() {
+    // (layout, files, what the error must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            "goose",
+            &[(
+                "00001_a.sql",
+                "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Donw\n",
+            )],
+            "00001_a.sql:3",
+        ),
+        (
+            "goose",
+            &[("00001_a.sql", "CREATE TABLE a (id int);\n")],
+            "00001_a.sql",
+        ),
+        (
+            "dbmate",
+            &[(
+                "20240101_a.sql",
+                "CREATE TABLE a (id int);\n-- migrate:down\n",
+            )],
+            "20240101_a.sql",
+        ),
+        (
+            "diesel",
+            &[("2024-01-01-000000_a/down.sql", "DROP TABLE a;\n")],
+            "2024-01-01-000000_a",
+        ),
+        (
+            "flyway",
+            &[
+                ("V1__a.sql", "CREATE TABLE a ();\n"),
+                ("V1.0__b.sql", "CREATE TABLE b ();\n"),
+            ],
+            "V1",
+        ),
+        (
+            "sqlx",
+            &[
+                ("1_a.sql", "CREATE TABLE a ();\n"),
+                ("1_b.sql", "CREATE TABLE b ();\n"),
+            ],
+            "duplicate",
+        ),
+    ];
+    for (layout, files, needle) in cases {
+        let dir = folder(files);
+        let (ok, out) = xtask(&["deps", "--layout", layout], dir.path());
+        assert!(!ok, "{layout}: accepted:\n{out}");
+        assert!(out.contains(needle), "{layout}: {needle:?} not in:\n{out}");
+    }
+    let dir = folder(&[("1_a.sql", "CREATE TABLE a ();\n")]);
+    let (ok, out) = xtask(&["deps", "--layout", "liquibase"], dir.path());
+    assert!(!ok);
+    assert!(
+        out.contains("liquibase") && out.contains("goose") && out.contains("flyway"),
+        "{out}"
+    );
+    // Two layouts in one folder.
+    let dir = folder(&[
+        ("1_a.sql", "CREATE TABLE a ();\n"),
+        ("2019-01-01-000000_b/up.sql", "CREATE TABLE b ();\n"),
+    ]);
+    let (ok, out) = xtask(&["deps"], dir.path());
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("1_a.sql") && out.contains("2019-01-01-000000_b"),
+        "{out}"
+    );
+}

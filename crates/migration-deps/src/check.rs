@@ -1332,6 +1332,55 @@ pub fn transaction_findings(a: &Analyzed) -> Vec<Finding> {
     out
 }
 
+/// The down part of a migration, checked as the tool would run it when reverting: it must
+/// parse, and what cannot run in the tool's transaction is refused as in an up part. Down
+/// parts are never part of the forward walk.
+pub fn down_findings(m: &Migration) -> Vec<Finding> {
+    let Some(down) = &m.down else {
+        return Vec::new();
+    };
+    if down.text.trim().is_empty() {
+        return Vec::new();
+    }
+    match analyze(&down.text) {
+        Err(e) => vec![Finding::error(
+            &down.file_name,
+            e.line,
+            format!("the down part does not parse: {}", e.message),
+        )],
+        Ok(analysis) => {
+            let reverted = Migration {
+                up: down.clone(),
+                down: None,
+                ..m.clone()
+            };
+            transaction_findings(&Analyzed {
+                migration: reverted,
+                analysis,
+                parse_error: None,
+            })
+        }
+    }
+}
+
+/// Hazards PostgreSQL accepts: dynamic SQL that runs while the migration applies, whose
+/// dependencies the analysis cannot read.
+pub fn hazard_findings(a: &Analyzed) -> Vec<Finding> {
+    a.analysis
+        .dynamic
+        .iter()
+        .map(|&line| {
+            Finding::warning(
+                &a.migration.up.file_name,
+                line,
+                "dynamic SQL (EXECUTE of a string built at run time) runs while this migration applies; \
+                 what it uses is not checked"
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Syntax the PostgreSQL server of major version `server` does not accept yet.
 pub fn version_findings(a: &Analyzed, server: u32) -> Vec<Finding> {
     a.analysis

@@ -18,8 +18,8 @@ pub mod syntax;
 pub use analyze::{Analysis, ParseError, TxOnlyStatement, analyze};
 pub use check::{
     AnalyzeError, Analyzed, Edge, Finding, History, Member, Membership, Severity, analyze_lenient,
-    analyze_migration, analyze_set, check_profile, dependency_edges, transaction_findings,
-    version_findings,
+    analyze_migration, analyze_set, check_profile, dependency_edges, down_findings,
+    hazard_findings, parallel, transaction_findings, version_findings,
 };
 pub use facts::{Action, CreateMode, Detail, Event, ExtensionUse, Facts, Object, RelKind};
 pub use layout::{

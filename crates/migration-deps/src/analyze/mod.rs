@@ -59,6 +59,9 @@ pub struct Analysis {
     pub statement_count: usize,
     /// Syntax newer than some PostgreSQL versions accept: (line, first major version, what).
     pub requires: Vec<(u32, u32, String)>,
+    /// Dynamic SQL (`EXECUTE` of a string built at run time) that runs while the migration
+    /// applies (a `DO` block, not a function body): what it depends on cannot be read.
+    pub dynamic: Vec<u32>,
 }
 
 /// Analyses one migration file (or the up part of one, blanked elsewhere).

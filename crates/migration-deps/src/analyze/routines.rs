@@ -342,7 +342,13 @@ impl Analyzer<'_> {
                             self.embedded_sql(pl, query, mode, parent_key == "sqlstmt", *line, ctx);
                         }
                         "PLpgSQL_stmt_dynexecute" | "PLpgSQL_stmt_dynfors" => {
+                            if let Some(n) = val.get("lineno").and_then(Value::as_u64) {
+                                *line = pl.body_line + n.saturating_sub(1) as u32;
+                            }
                             self.out.facts.opaque.push(*line);
+                            if ctx.in_function.is_none() {
+                                self.out.dynamic.push(*line);
+                            }
                             self.plpgsql_walk(pl, val, ctx, k, line);
                         }
                         "PLpgSQL_stmt_commit" | "PLpgSQL_stmt_rollback" => {
@@ -508,6 +514,20 @@ fn collect_variables(tree: &Value, out: &mut HashSet<String>) {
 mod tests {
     use crate::analyze::testing::{has, lacks};
     use crate::facts::Detail;
+
+    #[test]
+    fn dynamic_sql_is_a_hazard_only_where_it_runs_during_the_migration() {
+        let a = crate::analyze::analyze(
+            "DO $$\nBEGIN\n  EXECUTE format('ALTER TABLE %I ADD COLUMN x int', 't');\nEND $$;",
+        )
+        .unwrap();
+        assert_eq!(a.dynamic, vec![3]);
+        let a = crate::analyze::analyze(
+            "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  EXECUTE 'SELECT 1';\nEND $$;",
+        )
+        .unwrap();
+        assert!(a.dynamic.is_empty(), "{:?}", a.dynamic);
+    }
 
     #[test]
     fn a_functions_signature_and_when_its_body_is_checked() {

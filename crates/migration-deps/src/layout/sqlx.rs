@@ -56,16 +56,39 @@ fn parse_name(name: &str) -> Result<Option<(i64, String, Kind)>, String> {
 }
 
 /// Reads one sqlx migration file on its own (a replacement or bridge kept outside a migration
-/// folder), named like a migration of the folder it stands in for.
+/// folder), named like a migration of the folder it stands in for. The up file of a
+/// reversible pair (`<version>_<desc>.up.sql`) brings its `.down.sql` beside it, when there
+/// is one.
 pub fn read_file(path: &Path, name: &str) -> Result<Migration, SetError> {
     let source = read_text(path)?;
     match parse_name(name) {
-        Ok(Some((version, description, Kind::Simple | Kind::Up))) => Ok(Migration::new(
+        Ok(Some((version, description, Kind::Simple))) => Ok(Migration::new(
             Version::Int(version),
             description,
             part(name, path, source),
             None,
         )),
+        Ok(Some((version, description, Kind::Up))) => {
+            let down_name = format!("{}.down.sql", name.trim_end_matches(".up.sql"));
+            let down_path = path.with_file_name(&down_name);
+            let down = match std::fs::symlink_metadata(&down_path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(SetError::invalid(
+                        &down_path,
+                        None,
+                        "is a symbolic link: migration files must be regular files",
+                    ));
+                }
+                Ok(_) => Some(part(&down_name, &down_path, read_text(&down_path)?)),
+                Err(_) => None,
+            };
+            Ok(Migration::new(
+                Version::Int(version),
+                description,
+                part(name, path, source),
+                down,
+            ))
+        }
         Ok(Some((_, _, Kind::Down))) => Err(SetError::invalid(
             path,
             None,
