@@ -113,13 +113,7 @@ pub fn render_folder(
         );
     }
     for e in &edges {
-        let _ = writeln!(
-            s,
-            "    m{} -->|\"{}\"| m{}",
-            e.from,
-            edge_label(e),
-            e.to
-        );
+        let _ = writeln!(s, "    m{} -->|\"{}\"| m{}", e.from, edge_label(e), e.to);
     }
     s.push_str("```\n");
     s

@@ -698,3 +698,40 @@ fn bad_input_names_the_file_and_line() {
         "{out}"
     );
 }
+
+/// A name that is a view where the history expects a table: `ALTER TABLE … ADD COLUMN` and a
+/// foreign key to it are refused ("cannot be performed on relation", "is not a table").
+#[test]
+fn a_view_where_a_table_is_expected() {
+    let r = verify(
+        &[
+            ("1_meta_view.sql", "CREATE VIEW meta AS SELECT 1 AS id;\n"),
+            (
+                "2_meta_table.sql",
+                "DROP VIEW meta;\nCREATE TABLE meta (id int PRIMARY KEY);\n",
+            ),
+            (
+                "3_meta_note.sql",
+                "ALTER TABLE meta ADD COLUMN note text;\n",
+            ),
+            (
+                "4_refs.sql",
+                "CREATE TABLE refs (meta_id int REFERENCES meta (id));\n",
+            ),
+            (
+                "5_view_default.sql",
+                "CREATE VIEW meta_ids AS SELECT id FROM meta;\nALTER TABLE meta_ids ALTER COLUMN id SET DEFAULT 0;\n",
+            ),
+        ],
+        &[],
+    );
+    agrees(&r, 2);
+    let without_2 = findings(&r, "2_meta_table.sql", "4_refs.sql");
+    assert!(
+        without_2.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("is a view here, not a table")),
+        "{without_2:?}"
+    );
+}

@@ -508,6 +508,30 @@ impl Walk {
                             needs: None,
                         });
                     }
+                    // A reference that needs a table (`ALTER TABLE … ADD COLUMN`, a foreign
+                    // key's target) to a view, sequence or index of that name.
+                    if e.rel_kind == Some(RelKind::Table)
+                        && let Some(id) = self.cat.lookup(&key)
+                        && let Some(kind) = self.cat.get(id).kind
+                        && kind != RelKind::Table
+                    {
+                        let what = match kind {
+                            RelKind::View => "a view",
+                            RelKind::MaterializedView => "a materialized view",
+                            RelKind::Index => "an index",
+                            RelKind::Sequence => "a sequence",
+                            RelKind::Table => unreachable!(),
+                        };
+                        out.push(Problem::Refused {
+                            line: e.line,
+                            message: format!(
+                                "{} is {what} here, not a table, and PostgreSQL refuses this on it",
+                                self.cat.get(id).key
+                            ),
+                            about: Some(id),
+                            needs: None,
+                        });
+                    }
                     match self.cat.lookup(&key) {
                         Some(id) => {
                             if let Some(by) = &e.by {

@@ -614,6 +614,14 @@ pub(crate) fn string_const(n: &Node) -> Option<(&str, i32)> {
 /// The location of a query node, where it has one (`-1` otherwise).
 fn node_location(n: &Node) -> i32 {
     match n.node.as_ref() {
+        // A set operation: where its first branch is.
+        Some(pg_query::NodeEnum::SelectStmt(s)) if s.target_list.is_empty() => {
+            s.larg.as_ref().map_or(-1, |l| {
+                node_location(&Node {
+                    node: Some(pg_query::NodeEnum::SelectStmt(l.clone())),
+                })
+            })
+        }
         Some(pg_query::NodeEnum::SelectStmt(s)) => s
             .target_list
             .first()

@@ -310,6 +310,10 @@ impl Analyzer<'_> {
                         Object::Relation(target.clone()),
                         src.line(pk.location),
                     );
+                    // "referenced relation … is not a table"
+                    if let Some(e) = self.out.facts.events.last_mut() {
+                        e.rel_kind = Some(RelKind::Table);
+                    }
                     for k in strings(&c.pk_attrs) {
                         self.reference(&kept, col(&target, &k), line);
                     }
@@ -405,6 +409,12 @@ impl Analyzer<'_> {
         let rel = range_var(rv);
         let ctx = &ctx.conditional(s.missing_ok);
         self.reference(ctx, Object::Relation(rel.clone()), src.line(rv.location));
+        if s.objtype() == ObjectType::ObjectTable
+            && s.cmds.iter().any(needs_a_table)
+            && let Some(e) = self.out.facts.events.last_mut()
+        {
+            e.rel_kind = Some(RelKind::Table);
+        }
         if s.objtype() == ObjectType::ObjectIndex {
             // ALTER INDEX … SET/ATTACH PARTITION …: the index is the relation.
             for cmd in &s.cmds {
@@ -635,6 +645,29 @@ impl Analyzer<'_> {
                 }
             }
         }
+    }
+}
+
+/// Whether an `ALTER TABLE` subcommand works only on a table (PostgreSQL refuses it on a view,
+/// materialized view, sequence or index of that name: "ALTER action … cannot be performed").
+fn needs_a_table(cmd: &pg_query::protobuf::Node) -> bool {
+    use AlterTableType as T;
+    match &cmd.node {
+        Some(NodeEnum::AlterTableCmd(c)) => matches!(
+            c.subtype(),
+            T::AtAddColumn
+                | T::AtDropColumn
+                | T::AtAddConstraint
+                | T::AtDropConstraint
+                | T::AtAlterColumnType
+                | T::AtSetNotNull
+                | T::AtDropNotNull
+                | T::AtAddIdentity
+                | T::AtAttachPartition
+                | T::AtDetachPartition
+                | T::AtValidateConstraint
+        ),
+        _ => false,
     }
 }
 
