@@ -788,4 +788,27 @@ fn reversible_migrations_are_derived_in_pairs_and_revert_with_sqlx() {
         "{out}"
     );
     assert!(exists(has_source) && exists(has_notes));
+
+    // The upgrade to the full profile: the bridge of the reversible replacement, then the
+    // reversible version v1.0 leaves out.
+    let (ok, out) = f.run(&[
+        "upgrade",
+        "--from",
+        "v1.0",
+        "--to",
+        "full",
+        "--database-url",
+        &url,
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        exists("SELECT to_regclass('incident_embeddings') IS NOT NULL"),
+        "{out}"
+    );
+    assert!(
+        exists(
+            "SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'incident_notes' AND column_name = 'embedding')"
+        ),
+        "{out}"
+    );
 }
