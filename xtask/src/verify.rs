@@ -123,6 +123,8 @@ pub struct Run {
 pub struct DownResult {
     /// The down part's file.
     pub file: String,
+    /// Whether the revert reached it (it stops at the first down part PostgreSQL refuses).
+    pub reached: bool,
     /// What PostgreSQL said when the down part was applied (null: it was).
     pub database: Option<DbError>,
     /// What it said when the up part ran again after the revert (null: applied; absent when
@@ -301,6 +303,7 @@ impl Verify {
                 if applied || !findings.is_empty() {
                     out.push(DownResult {
                         file: down.file_name.clone(),
+                        reached: applied,
                         database,
                         up_again,
                         findings,
@@ -884,12 +887,18 @@ down parts (--check-down): {} applied in reverse order, {} refused, {} up part(s
         for f in &d.findings {
             let _ = writeln!(s, "      analysis: {f}");
         }
+        if !d.reached {
+            let _ = writeln!(
+                s,
+                "      database: not reached (the revert stopped at a later migration)"
+            );
+            continue;
+        }
         let _ = writeln!(s, "      database: {}", describe_db(&d.database));
         match &d.up_again {
             Some(e) => {
                 let _ = writeln!(s, "      up again: {}", describe_db(e));
             }
-            None if d.database.is_none() && d.findings.is_empty() => {}
             None => {
                 let _ = writeln!(s, "      up again: not run (the revert stopped here)");
             }
