@@ -735,3 +735,47 @@ fn a_view_where_a_table_is_expected() {
         "{without_2:?}"
     );
 }
+
+/// A foreign key needs a primary key, or a unique constraint or index on exactly the
+/// referenced columns, which the excluded migration may be the one to add.
+#[test]
+fn foreign_keys_need_the_referenced_key() {
+    let r = verify(
+        &[
+            (
+                "1_builds.sql",
+                "CREATE TABLE builds (id bigint NOT NULL, crate text NOT NULL, version text NOT NULL);\n",
+            ),
+            (
+                "2_builds_pkey.sql",
+                "ALTER TABLE builds ADD PRIMARY KEY (id);\n",
+            ),
+            (
+                "3_builds_unique.sql",
+                "CREATE UNIQUE INDEX builds_crate_version ON builds (crate, version);\n",
+            ),
+            (
+                "4_logs.sql",
+                "CREATE TABLE logs (build_id bigint REFERENCES builds, line text);\n",
+            ),
+            (
+                "5_artifacts.sql",
+                "CREATE TABLE artifacts (crate text, version text, FOREIGN KEY (version, crate) REFERENCES builds (version, crate));\n",
+            ),
+            (
+                "6_self.sql",
+                "CREATE TABLE nodes (parent bigint REFERENCES nodes (id), id bigint PRIMARY KEY);\n",
+            ),
+        ],
+        &[],
+    );
+    agrees(&r, 3);
+    let without_pkey = findings(&r, "2_builds_pkey.sql", "4_logs.sql");
+    assert!(
+        without_pkey.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no primary key")),
+        "{without_pkey:?}"
+    );
+}

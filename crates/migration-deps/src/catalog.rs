@@ -28,6 +28,17 @@ pub(crate) struct Obj {
     pub(crate) deps: Vec<Id>,
     pub(crate) detail: Option<Detail>,
     pub(crate) kind: Option<RelKind>,
+    /// For a primary key, unique constraint or unique index: what it makes unique.
+    pub(crate) unique: Option<UniqueKey>,
+}
+
+/// What a primary key, unique constraint or unique index makes unique.
+#[derive(Debug, Clone)]
+pub(crate) struct UniqueKey {
+    pub(crate) table: Id,
+    pub(crate) primary: bool,
+    /// The columns (`None`: not known, matches any foreign key).
+    pub(crate) columns: Option<Vec<Id>>,
 }
 
 /// Why a `DROP` is refused.
@@ -75,6 +86,7 @@ impl Catalog {
             deps: Vec::new(),
             detail: None,
             kind: None,
+            unique: None,
         });
         if let Some(o) = owner {
             self.children.entry(o).or_default().push(id);

@@ -410,6 +410,58 @@ impl Walk {
         }
     }
 
+    /// Why a foreign key to `table` (on `columns`; none: its primary key) is refused: the
+    /// table has no primary key, or no unique key on exactly those columns. Only for tables
+    /// the history created with their own column list, whose keys it writes down.
+    fn missing_key(&self, table: &Object, columns: &[String]) -> Option<String> {
+        let tid = self.cat.lookup(table)?;
+        if !matches!(self.cat.get(tid).detail, Some(Detail::KeysKnown)) {
+            return None;
+        }
+        let Object::Relation(name) = &self.cat.get(tid).key else {
+            return None;
+        };
+        let keys: Vec<&crate::catalog::UniqueKey> = self
+            .cat
+            .live()
+            .filter_map(|(_, o)| o.unique.as_ref())
+            .filter(|u| u.table == tid)
+            .collect();
+        if columns.is_empty() {
+            return (!keys.iter().any(|k| k.primary)).then(|| {
+                format!(
+                    "table {name} has no primary key here, and a foreign key that names no columns references it"
+                )
+            });
+        }
+        let mut wanted = columns
+            .iter()
+            .map(|c| {
+                self.cat.lookup(&Object::Column {
+                    table: name.clone(),
+                    column: c.clone(),
+                })
+            })
+            .collect::<Option<Vec<Id>>>()?;
+        wanted.sort_unstable();
+        wanted.dedup();
+        let matches = keys.iter().any(|k| match &k.columns {
+            None => true,
+            Some(cols) => {
+                let mut cols = cols.clone();
+                cols.sort_unstable();
+                cols.dedup();
+                cols == wanted
+            }
+        });
+        (!matches).then(|| {
+            format!(
+                "table {name} has no primary key, unique constraint or unique index on exactly ({}) here, which PostgreSQL needs for a foreign key to them",
+                columns.join(", ")
+            )
+        })
+    }
+
     fn record_created(&self, changes: &mut Changes, id: Id, from: Option<(Object, usize)>) {
         let key = self.cat.get(id).key.clone();
         if let Object::Routine { name, .. } = &key {
@@ -529,6 +581,16 @@ impl Walk {
                                 self.cat.get(id).key
                             ),
                             about: Some(id),
+                            needs: None,
+                        });
+                    }
+                    if let Some(Detail::ForeignKey(columns)) = &e.detail
+                        && let Some(message) = self.missing_key(&key, columns)
+                    {
+                        out.push(Problem::Refused {
+                            line: e.line,
+                            message,
+                            about: self.cat.lookup(&key),
                             needs: None,
                         });
                     }
@@ -658,6 +720,27 @@ impl Walk {
                             }
                         }
                         self.cat.objs[id].kind = e.rel_kind;
+                        if let Some(Detail::UniqueKey { primary, columns }) = &e.detail
+                            && let Some(table) = owner
+                            && let Object::Relation(name) = &self.cat.get(table).key
+                        {
+                            let name = name.clone();
+                            let columns = columns.as_ref().and_then(|cs| {
+                                cs.iter()
+                                    .map(|c| {
+                                        self.cat.lookup(&Object::Column {
+                                            table: name.clone(),
+                                            column: c.clone(),
+                                        })
+                                    })
+                                    .collect::<Option<Vec<Id>>>()
+                            });
+                            self.cat.objs[id].unique = Some(crate::catalog::UniqueKey {
+                                table,
+                                primary: *primary,
+                                columns,
+                            });
+                        }
                         if matches!(e.object, Object::Routine { .. }) {
                             routines.push(id);
                         }

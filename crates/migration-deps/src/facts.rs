@@ -249,6 +249,18 @@ pub enum Detail {
         volatility: char,
         sql: bool,
     },
+    /// A table created with its own column list (no `LIKE`, `INHERITS`, `PARTITION OF`, `OF
+    /// type`): every unique key it gets is one the history writes down.
+    KeysKnown,
+    /// A primary key, unique constraint or unique index on these columns (`None`: columns the
+    /// analysis does not know, e.g. `USING INDEX`, which then matches any foreign key).
+    UniqueKey {
+        primary: bool,
+        columns: Option<Vec<String>>,
+    },
+    /// On a foreign key's reference to its target table: the referenced columns (empty: the
+    /// primary key).
+    ForeignKey(Vec<String>),
 }
 
 /// A use of something an extension provides (for profiles that forbid the extension).

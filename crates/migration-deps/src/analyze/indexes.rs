@@ -8,7 +8,7 @@ use super::names::{make_object_name, qualified, range_var, strings};
 use super::queries::Scope;
 use super::source::Source;
 use super::{Analyzer, Ctx, Stmt};
-use crate::facts::{CreateMode, Object, RelKind};
+use crate::facts::{CreateMode, Detail, Object, RelKind};
 
 impl Analyzer<'_> {
     pub(crate) fn create_index(&mut self, src: &Source<'_>, st: &Stmt, s: &IndexStmt, ctx: &Ctx) {
@@ -106,6 +106,16 @@ impl Analyzer<'_> {
             Object::Relation(n) => n,
             _ => unreachable!(),
         };
+        let plain_columns = s
+            .index_params
+            .iter()
+            .all(|p| matches!(&p.node, Some(NodeEnum::IndexElem(ie)) if !ie.name.is_empty()));
+        let key =
+            (s.unique && s.where_clause.is_none() && plain_columns).then(|| Detail::UniqueKey {
+                primary: s.primary,
+                columns: Some(cols.clone()),
+            });
+        let index = Object::Relation(name.clone());
         self.create_rel_owned(
             ctx,
             name,
@@ -114,6 +124,9 @@ impl Analyzer<'_> {
             mode,
             Some(Object::Relation(rel)),
         );
+        if let Some(key) = key {
+            self.detail_of(&index, key);
+        }
     }
 }
 

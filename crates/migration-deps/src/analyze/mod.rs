@@ -331,6 +331,20 @@ impl Analyzer<'_> {
         e.owner = owner;
     }
 
+    /// Says more about the last object created that is `object`.
+    pub(crate) fn detail_of(&mut self, object: &Object, detail: Detail) {
+        if let Some(e) = self
+            .out
+            .facts
+            .events
+            .iter_mut()
+            .rev()
+            .find(|e| e.action.is_create() && &e.object == object)
+        {
+            e.detail = Some(detail);
+        }
+    }
+
     /// Says more about the object the last event created.
     pub(crate) fn detail(&mut self, detail: Detail) {
         if let Some(e) = self.out.facts.events.last_mut()

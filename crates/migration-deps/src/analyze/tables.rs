@@ -75,6 +75,16 @@ impl Analyzer<'_> {
             CreateMode::if_not_exists(s.if_not_exists),
             owner,
         );
+        let own_columns = parents.is_empty()
+            && s.partbound.is_none()
+            && s.of_typename.is_none()
+            && !s
+                .table_elts
+                .iter()
+                .any(|e| matches!(e.node, Some(NodeEnum::TableLikeClause(_))));
+        if own_columns {
+            self.detail_of(&Object::Relation(rel.clone()), Detail::KeysKnown);
+        }
         for p in parents {
             self.copy_columns(ctx, &rel, p, line);
         }
@@ -310,9 +320,13 @@ impl Analyzer<'_> {
                         Object::Relation(target.clone()),
                         src.line(pk.location),
                     );
-                    // "referenced relation … is not a table"
+                    // "referenced relation … is not a table"; the key it needs there (not
+                    // for a table referencing itself, whose keys PostgreSQL adds first).
                     if let Some(e) = self.out.facts.events.last_mut() {
                         e.rel_kind = Some(RelKind::Table);
+                        if target != rel {
+                            e.detail = Some(Detail::ForeignKey(strings(&c.pk_attrs)));
+                        }
                     }
                     for k in strings(&c.pk_attrs) {
                         self.reference(&kept, col(&target, &k), line);
@@ -360,6 +374,12 @@ impl Analyzer<'_> {
                 let idx = sibling(rel, &c.indexname);
                 self.reference(ctx, Object::Relation(idx.clone()), line);
                 self.create(ctx, constraint.clone(), line, CreateMode::Plain, owner);
+                if c.contype() != ConstrType::ConstrExclusion {
+                    self.detail(Detail::UniqueKey {
+                        primary: c.contype() == ConstrType::ConstrPrimary,
+                        columns: None,
+                    });
+                }
                 if idx != sibling(rel, &name) {
                     self.rename(
                         ctx,
@@ -378,6 +398,12 @@ impl Analyzer<'_> {
                 return;
             }
             self.create(ctx, constraint.clone(), line, implicit_mode(c), owner);
+            if c.contype() != ConstrType::ConstrExclusion {
+                self.detail(Detail::UniqueKey {
+                    primary: c.contype() == ConstrType::ConstrPrimary,
+                    columns: Some(keys.clone()),
+                });
+            }
             self.create_rel_owned(
                 ctx,
                 sibling(rel, &name),
