@@ -779,3 +779,43 @@ fn foreign_keys_need_the_referenced_key() {
         "{without_pkey:?}"
     );
 }
+
+/// Column state, not existence: a default that cannot be cast to the new type blocks `ALTER
+/// COLUMN … TYPE` until it is dropped (in the same statement, PostgreSQL drops it first).
+#[test]
+fn a_default_blocks_a_retype() {
+    let r = verify(
+        &[
+            (
+                "1_tokens.sql",
+                "CREATE TABLE tokens (id int, token text NOT NULL DEFAULT 'none', active int DEFAULT 1, note varchar(20) DEFAULT 'n');\n",
+            ),
+            (
+                "2_drop_default.sql",
+                "ALTER TABLE tokens ALTER COLUMN token DROP DEFAULT;\n",
+            ),
+            (
+                "3_bytea.sql",
+                "ALTER TABLE tokens ALTER COLUMN token TYPE bytea USING decode(token, 'hex');\n",
+            ),
+            (
+                "4_bool.sql",
+                "ALTER TABLE tokens ALTER COLUMN active SET DEFAULT NULL, ALTER COLUMN active DROP DEFAULT, ALTER COLUMN active TYPE boolean USING active <> 0, ALTER COLUMN active SET DEFAULT true;\n",
+            ),
+            (
+                "5_text.sql",
+                "ALTER TABLE tokens ALTER COLUMN note TYPE text;\n",
+            ),
+        ],
+        &[],
+    );
+    agrees(&r, 2);
+    let without = findings(&r, "2_drop_default.sql", "3_bytea.sql");
+    assert!(
+        without.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be cast automatically to type bytea")),
+        "{without:?}"
+    );
+}

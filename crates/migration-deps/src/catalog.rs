@@ -30,6 +30,8 @@ pub(crate) struct Obj {
     pub(crate) kind: Option<RelKind>,
     /// For a primary key, unique constraint or unique index: what it makes unique.
     pub(crate) unique: Option<UniqueKey>,
+    /// For a column: whether it has a default.
+    pub(crate) has_default: bool,
 }
 
 /// What a primary key, unique constraint or unique index makes unique.
@@ -87,6 +89,7 @@ impl Catalog {
             detail: None,
             kind: None,
             unique: None,
+            has_default: false,
         });
         if let Some(o) = owner {
             self.children.entry(o).or_default().push(id);

@@ -666,6 +666,27 @@ impl Walk {
                                 });
                                 continue;
                             }
+                            if let (
+                                true,
+                                Some(Detail::ColumnType(old)),
+                                Some(Detail::ColumnType(new)),
+                            ) = (
+                                self.cat.get(id).has_default,
+                                &self.cat.get(id).detail,
+                                &e.detail,
+                            ) && !assignment_cast(old, new)
+                            {
+                                out.push(Problem::Refused {
+                                    line: e.line,
+                                    message: format!(
+                                        "the default of {} ({old}) cannot be cast automatically to type {new}: PostgreSQL refuses the retype while the column has it (drop the default first)",
+                                        e.object
+                                    ),
+                                    about: Some(id),
+                                    needs: None,
+                                });
+                                continue;
+                            }
                             self.cat.clear_deps_where(id, |k| {
                                 matches!(k, Object::Type(_) | Object::Extension(_))
                             });
@@ -834,6 +855,11 @@ impl Walk {
                             }
                             None => {}
                         }
+                    }
+                }
+                Action::Default { set } => {
+                    if let Some(id) = self.cat.lookup(&self.resolve(&e.object)) {
+                        self.cat.objs[id].has_default = *set;
                     }
                 }
                 Action::Volatility(v) => {
@@ -1468,6 +1494,43 @@ pub fn down_findings(m: &Migration) -> Vec<Finding> {
             })
         }
     }
+}
+
+/// Whether PostgreSQL converts a value of type `from` to `to` where an assignment needs it
+/// (a column's default when the column is retyped). Only built-in cases known to fail are
+/// `false`: from a string type to a built-in non-string type (I/O conversion from strings is
+/// explicit only), and between `bool` and the numeric types. Anything else (domains,
+/// extension types with their own casts) is taken to convert.
+fn assignment_cast(from: &str, to: &str) -> bool {
+    const STRINGS: &[&str] = &["text", "varchar", "bpchar", "name", "char"];
+    const NUMBERS: &[&str] = &["int2", "int4", "int8", "numeric", "float4", "float8"];
+    const OTHERS: &[&str] = &[
+        "bool",
+        "bytea",
+        "uuid",
+        "json",
+        "jsonb",
+        "date",
+        "time",
+        "timetz",
+        "timestamp",
+        "timestamptz",
+        "interval",
+        "inet",
+        "cidr",
+        "macaddr",
+        "tsvector",
+        "xml",
+        "money",
+    ];
+    if from == to {
+        return true;
+    }
+    let builtin = |t: &str| NUMBERS.contains(&t) || OTHERS.contains(&t);
+    if STRINGS.contains(&from) {
+        return !builtin(to);
+    }
+    !((from == "bool" && NUMBERS.contains(&to)) || (NUMBERS.contains(&from) && to == "bool"))
 }
 
 /// Hazards PostgreSQL accepts: dynamic SQL that runs while the migration applies, whose

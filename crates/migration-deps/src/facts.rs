@@ -156,6 +156,8 @@ pub enum Action {
     EnumLabel { old: Option<String>, new: String },
     /// A function's volatility changes (`ALTER FUNCTION … IMMUTABLE`).
     Volatility(char),
+    /// A column gets a default (`DEFAULT …`, `SET DEFAULT`) or loses it (`DROP DEFAULT`).
+    Default { set: bool },
     /// The object now belongs to `owner` and goes with it (`ATTACH PARTITION`, an index taken
     /// over by a constraint), or to nothing (`DETACH PARTITION`).
     Attach { owner: Option<Object> },

@@ -476,6 +476,7 @@ pub(crate) mod testing {
             Action::CopyColumns { from } => format!("copy columns of {from} to"),
             Action::EnumLabel { old, new } => format!("label {old:?} -> {new} of"),
             Action::Volatility(v) => format!("volatility {v} of"),
+            Action::Default { set } => format!("default {set} of"),
             Action::Attach { owner } => format!(
                 "attach to {}:",
                 owner

@@ -344,6 +344,7 @@ impl Analyzer<'_> {
                 self.walk_opt(src, &c.raw_expr, &scope, &kept);
                 if let Some(colname) = column {
                     self.label_uses(src, &col(rel, colname), &c.raw_expr, ctx);
+                    self.default_of(ctx, col(rel, colname), &c.raw_expr, line);
                 }
             }
             ConstrType::ConstrIdentity => {
@@ -417,6 +418,22 @@ impl Analyzer<'_> {
         }
     }
 
+    /// A column's default set (an expression other than `NULL`) or dropped (`None`).
+    fn default_of(
+        &mut self,
+        ctx: &Ctx,
+        column: Object,
+        expr: &Option<Box<pg_query::protobuf::Node>>,
+        line: u32,
+    ) {
+        let set = match expr.as_deref().and_then(|e| e.node.as_ref()) {
+            None => false,
+            Some(NodeEnum::AConst(c)) => !c.isnull,
+            Some(_) => true,
+        };
+        self.push(ctx, Action::Default { set }, column, line);
+    }
+
     /// Makes `object` belong to `owner` (or to nothing).
     fn attach(&mut self, ctx: &Ctx, object: Object, owner: Option<Object>, line: u32) {
         self.push(ctx, Action::Attach { owner }, object, line);
@@ -459,9 +476,20 @@ impl Analyzer<'_> {
             }
             return;
         }
-        for cmd in &s.cmds {
-            if let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node {
-                self.alter_table_cmd(src, st, rv, &rel, cmd, ctx);
+        // PostgreSQL runs the subcommands in passes: defaults are dropped before columns are
+        // retyped, and set after.
+        let pass = |cmd: &AlterTableCmd| match cmd.subtype() {
+            AlterTableType::AtColumnDefault if cmd.def.is_none() => 0,
+            AlterTableType::AtColumnDefault => 2,
+            _ => 1,
+        };
+        for p in 0..3 {
+            for cmd in &s.cmds {
+                if let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node
+                    && pass(cmd) == p
+                {
+                    self.alter_table_cmd(src, st, rv, &rel, cmd, ctx);
+                }
             }
         }
     }
@@ -535,8 +563,9 @@ impl Analyzer<'_> {
                 let column = col(rel, name);
                 self.reference(ctx, column.clone(), line);
                 if let Some(d) = &cmd.def {
-                    self.walk_node(src, d, &scope, &ctx.kept_by(column));
+                    self.walk_node(src, d, &scope, &ctx.kept_by(column.clone()));
                 }
+                self.default_of(ctx, column, &cmd.def, line);
             }
             T::AtAddConstraint | T::AtReAddConstraint => {
                 if let Some(NodeEnum::Constraint(c)) = def {
