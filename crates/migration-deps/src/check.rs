@@ -304,13 +304,7 @@ impl History {
     pub fn describe(&self, obj: &Object) -> String {
         match obj {
             Object::Relation(name) => {
-                let kind = match self.rel_kinds.get(name) {
-                    Some(RelKind::View) => "view",
-                    Some(RelKind::MaterializedView) => "materialized view",
-                    Some(RelKind::Index) => "index",
-                    Some(RelKind::Sequence) => "sequence",
-                    _ => "table",
-                };
+                let kind = self.rel_kinds.get(name).map_or("table", |k| k.noun());
                 format!("{kind} {name}")
             }
             other => other.to_string(),
@@ -567,17 +561,12 @@ impl Walk {
                         && let Some(kind) = self.cat.get(id).kind
                         && kind != RelKind::Table
                     {
-                        let what = match kind {
-                            RelKind::View => "a view",
-                            RelKind::MaterializedView => "a materialized view",
-                            RelKind::Index => "an index",
-                            RelKind::Sequence => "a sequence",
-                            RelKind::Table => unreachable!(),
-                        };
+                        let noun = kind.noun();
+                        let article = if noun.starts_with('i') { "an" } else { "a" };
                         out.push(Problem::Refused {
                             line: e.line,
                             message: format!(
-                                "{} is {what} here, not a table, and PostgreSQL refuses this on it",
+                                "{} is {article} {noun} here, not a table, and PostgreSQL refuses this on it",
                                 self.cat.get(id).key
                             ),
                             about: Some(id),

@@ -117,6 +117,19 @@ pub enum RelKind {
     Sequence,
 }
 
+impl RelKind {
+    /// What PostgreSQL calls a relation of this kind (`table`, `materialized view`, …).
+    pub fn noun(self) -> &'static str {
+        match self {
+            RelKind::Table => "table",
+            RelKind::View => "view",
+            RelKind::MaterializedView => "materialized view",
+            RelKind::Index => "index",
+            RelKind::Sequence => "sequence",
+        }
+    }
+}
+
 impl fmt::Display for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
