@@ -6,6 +6,7 @@ mod ci;
 mod codegen;
 mod db;
 mod deps;
+mod derive;
 mod fsx;
 mod graph;
 mod pg;
@@ -46,6 +47,9 @@ enum Command {
     /// Analyse migrations.
     #[command(subcommand)]
     Migrations(Migrations),
+    /// Work on the profiles of migrations/profiles.toml.
+    #[command(subcommand)]
+    Profiles(Profiles),
     /// A local PostgreSQL for manual use.
     #[command(subcommand)]
     Pg(pg::Pg),
@@ -76,6 +80,8 @@ enum BenchCommand {
     Analysis(bench_analysis::BenchAnalysis),
     /// `migrations verify --exclude-each` on a 250-migration history (or `--source`).
     Verify(bench_analysis::BenchVerify),
+    /// `profiles derive v1.0` with its proof, each phase timed.
+    Derive(derive::BenchDerive),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +93,16 @@ enum Migrations {
     /// Apply the migrations on a throwaway PostgreSQL and compare its verdict on each with the
     /// analysis's (`--exclude-each`: for every single exclusion).
     Verify(verify::Verify),
+    /// Derive a profile without some extensions from a folder of migrations: classify each
+    /// version, rewrite the ones to replace, generate their bridges, and prove it on PostgreSQL.
+    Derive(derive::MigrationsDerive),
+}
+
+#[derive(Debug, Subcommand)]
+enum Profiles {
+    /// Derive a profile of migrations/profiles.toml from the canonical migrations (its
+    /// replacements, bridges, include and exclude lists), prove it, and with --write write it.
+    Derive(derive::ProfilesDerive),
 }
 
 static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -120,6 +136,8 @@ fn main() -> ExitCode {
         Command::Migrations(Migrations::Deps(c)) => c.run(),
         Command::Migrations(Migrations::Graph(c)) => c.run(),
         Command::Migrations(Migrations::Verify(c)) => c.run(),
+        Command::Migrations(Migrations::Derive(c)) => c.run(),
+        Command::Profiles(Profiles::Derive(c)) => c.run(&sh),
         Command::Pg(c) => c.run(),
         Command::PgImage(c) => c.run(),
         Command::Bench(BenchCommand::Sync(c)) => c.run(),
@@ -131,6 +149,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::TestDb(c)) => c.run(),
         Command::Bench(BenchCommand::Analysis(c)) => c.run(),
         Command::Bench(BenchCommand::Verify(c)) => c.run(),
+        Command::Bench(BenchCommand::Derive(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

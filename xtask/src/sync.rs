@@ -95,8 +95,10 @@ impl SyncMigrations {
         let docs_current = std::fs::read_to_string(root.join(graph::DOC)).ok();
 
         let unclassified = ws.classification_problems();
+        let stale = stale_generated(&root, &ws)?;
         if self.check {
             let mut problems: Vec<String> = unclassified.clone();
+            problems.extend(stale.iter().cloned());
             for (profile, f) in &findings {
                 problems.push(format!("{f}  [profile {profile}]"));
                 self.annotate(profile, f);
@@ -150,6 +152,15 @@ impl SyncMigrations {
         }
 
         // Nothing is written unless everything is sound.
+        if !stale.is_empty() {
+            for s in &stale {
+                eprintln!("{s}");
+            }
+            bail!(
+                "{} generated file(s) out of date; nothing was written",
+                stale.len()
+            );
+        }
         for u in &unclassified {
             eprintln!("{u}");
         }
@@ -237,6 +248,41 @@ impl SyncMigrations {
         }
         crate::db::prove_profiles(sh, &ws, self.database_url.as_deref(), self.quiet)
     }
+}
+
+/// Generated replacements and bridges that no longer match what `profiles derive` makes of the
+/// canonical migrations (each with the command that regenerates it).
+fn stale_generated(root: &Path, ws: &Workspace) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for d in &ws.derived {
+        let generated = d.profile.replace.values().any(|p| {
+            std::fs::read_to_string(root.join(p))
+                .is_ok_and(|t| t.contains(crate::derive::GENERATED))
+        });
+        if !generated {
+            continue;
+        }
+        // Only files profiles.toml already names: classifying new versions is `profiles derive`'s.
+        let named: std::collections::BTreeSet<PathBuf> = d
+            .profile
+            .replace
+            .values()
+            .chain(d.profile.bridge.values())
+            .cloned()
+            .collect();
+        let derived = crate::derive::derive_profile(root, &d.profile.name)?;
+        for (path, text) in derived.files.iter().filter(|(p, _)| named.contains(p)) {
+            if std::fs::read_to_string(root.join(path)).ok().as_deref() != Some(text.as_str()) {
+                out.push(format!(
+                    "{}: not what `cargo xtask profiles derive {}` generates from the canonical migrations; run `cargo xtask profiles derive {} --write`",
+                    path.display(),
+                    d.profile.name,
+                    d.profile.name
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What differs between a generated directory and what it should be.

@@ -517,7 +517,7 @@ impl Databases {
 }
 
 /// Applies one migration part as its tool does, on `conn`.
-async fn apply(conn: &mut PgConnection, part: &Part) -> Option<DbError> {
+pub(crate) async fn apply(conn: &mut PgConnection, part: &Part) -> Option<DbError> {
     let queries = part.queries();
     let tx = !part.no_transaction;
     if tx && let Err(e) = sqlx::raw_sql("BEGIN").execute(&mut *conn).await {

@@ -10,6 +10,7 @@
 mod analyze;
 mod catalog;
 mod check;
+pub mod derive;
 pub mod extensions;
 mod facts;
 pub mod layout;
