@@ -236,7 +236,7 @@ enum Decision {
     Keep,
     Remove,
     /// Replaced by this statement (deparsed).
-    Rewrite(NodeEnum),
+    Rewrite(Box<NodeEnum>),
 }
 
 struct Statement<'a> {
@@ -556,7 +556,7 @@ impl Statement<'_> {
         ));
         let mut new = s.clone();
         new.table_elts = rest;
-        Decision::Rewrite(NodeEnum::CreateStmt(new))
+        Decision::Rewrite(Box::new(NodeEnum::CreateStmt(new)))
     }
 
     fn alter_table(&mut self, s: &AlterTableStmt) -> Decision {
@@ -649,7 +649,7 @@ impl Statement<'_> {
         ));
         let mut new = s.clone();
         new.cmds = kept;
-        Decision::Rewrite(NodeEnum::AlterTableStmt(new))
+        Decision::Rewrite(Box::new(NodeEnum::AlterTableStmt(new)))
     }
 
     fn drop(&mut self, s: &protobuf::DropStmt, stmt: &NodeEnum) -> Decision {
