@@ -549,24 +549,29 @@ pub struct ProofReport {
 /// canonical install, with the rows it had; and it lacks only what needs the extensions.
 pub fn prove(p: &Proposal, prelude: Option<&str>) -> Result<ProofReport> {
     let started = Instant::now();
-    let cluster = pg_embedded::Cluster::start().context("cannot start the embedded PostgreSQL")?;
     let names: Vec<String> = p.forbid.names().iter().map(|s| s.to_string()).collect();
-    for n in &names {
-        if !cluster.has_extension(n)? {
-            bail!(
-                "the proof needs a PostgreSQL that has extension `{n}` for the canonical side, and the local one ({}) does not (pgvector: `bash scripts/install-pgvector.sh`)",
-                cluster.binaries().version()
-            );
-        }
-    }
-    let shadow = Shadow::without(&cluster, &names)?;
-    // Proof 1 on its own server, proofs 2 and 3 on this one, at the same time.
+    let binaries = pg_embedded::PgBinaries::discover()?;
+    let shadow = Shadow::without(&binaries, &names)?;
+    // Proof 1 on its own server, proofs 2 and 3 on another, at the same time.
     let (first, rest) = std::thread::scope(|s| {
         let first = s.spawn(|| prove_without(p, prelude, &names, &shadow));
-        let rest = prove_upgrade(p, prelude, &names, &cluster);
+        let rest = (|| {
+            let cluster =
+                pg_embedded::Cluster::start().context("cannot start the embedded PostgreSQL")?;
+            for n in &names {
+                if !cluster.has_extension(n)? {
+                    bail!(
+                        "the proof needs a PostgreSQL that has extension `{n}` for the canonical side, and the local one ({}) does not (pgvector: `bash scripts/install-pgvector.sh`)",
+                        cluster.binaries().version()
+                    );
+                }
+            }
+            let r = prove_upgrade(p, prelude, &names, &cluster);
+            cluster.stop();
+            r
+        })();
         (first.join(), rest)
     });
-    cluster.stop();
     let mut report = first.map_err(|_| anyhow!("the proof without the extension panicked"))??;
     let rest = rest?;
     report.lines.extend(rest.lines);
@@ -1089,22 +1094,32 @@ struct Shadow {
 }
 
 impl Shadow {
-    fn without(cluster: &pg_embedded::Cluster, extensions: &[String]) -> Result<Self> {
-        let out = cluster.psql(
-            "postgres",
-            "SELECT name || '=' || setting FROM pg_config WHERE name IN ('BINDIR', 'SHAREDIR', 'PKGLIBDIR')",
-        )?;
-        let dirs: BTreeMap<&str, PathBuf> = out
-            .lines()
-            .filter_map(|l| l.trim().split_once('='))
-            .map(|(k, v)| (k, PathBuf::from(v)))
-            .collect();
-        let get = |k: &str| {
-            dirs.get(k)
-                .cloned()
-                .with_context(|| format!("the server does not report its {k}"))
+    fn without(binaries: &pg_embedded::PgBinaries, extensions: &[String]) -> Result<Self> {
+        let bindir = binaries.bindir().to_path_buf();
+        let pg_config = bindir.join("pg_config");
+        let out = std::process::Command::new(&pg_config)
+            .args(["--sharedir", "--pkglibdir"])
+            .output()
+            .with_context(|| {
+                format!(
+                    "cannot run {} (the server's own pg_config says where its extension files are)",
+                    pg_config.display()
+                )
+            })?;
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}",
+                pg_config.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines().map(|l| PathBuf::from(l.trim()));
+        let (sharedir, pkglibdir) = match (lines.next(), lines.next()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => bail!("{} printed no folders", pg_config.display()),
         };
-        let (bindir, sharedir, pkglibdir) = (get("BINDIR")?, get("SHAREDIR")?, get("PKGLIBDIR")?);
+
         let root = tempfile::Builder::new().prefix("pg-without-").tempdir()?;
         let inside = |p: &Path| root.path().join(p.strip_prefix("/").unwrap_or(p));
         let new_bin = inside(&bindir);
@@ -1132,7 +1147,9 @@ impl Shadow {
     }
 }
 
-/// Mirrors a folder with symbolic links to its files, leaving out those `skip` names.
+/// Mirrors a folder with symbolic links, leaving out the files `skip` names: files are linked
+/// one by one only in `extension/` (where the control and script files are) and at the top;
+/// other folders are linked whole.
 fn link_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in
@@ -1144,7 +1161,7 @@ fn link_tree(from: &Path, to: &Path, skip: &dyn Fn(&str) -> bool) -> Result<()> 
             continue;
         }
         let path = entry.path();
-        if path.is_dir() {
+        if path.is_dir() && name == "extension" {
             link_tree(&path, &to.join(&name), skip)?;
         } else {
             std::os::unix::fs::symlink(&path, to.join(&name))?;
