@@ -365,3 +365,17 @@ fn migrations_derive_writes_a_proven_folder_in_the_same_layout() {
         "{bridge}"
     );
 }
+
+#[test]
+fn a_hand_written_bridge_wins_over_the_generated_one() {
+    let f = Fixture::new();
+    let rel = "migrations/v1.0-bridges/015_create_workflow_catalog_table.sql";
+    let hand = "-- 015 bridge, written by hand.\nCREATE EXTENSION IF NOT EXISTS vector;\nALTER TABLE remediation_workflow_catalog ADD COLUMN embedding vector(384);\nCREATE INDEX idx_workflow_catalog_embedding ON remediation_workflow_catalog USING hnsw (embedding vector_cosine_ops);\n";
+    f.write(rel, hand);
+    let (ok, out) = f.run(&["profiles", "derive", "v1.0", "--check"]);
+    assert!(ok, "{out}");
+    let (ok, out) = f.run(&["profiles", "derive", "v1.0", "--write"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("proof: upgrade equality"), "{out}");
+    assert_eq!(f.read(rel), hand);
+}
