@@ -212,6 +212,7 @@ pub fn rewrite(part: &Part, forbid: &Forbid, removed: &mut Removed) -> Result<Re
             forbid,
             removed,
             line,
+            file: &part.source,
             original,
             out: &mut out,
         };
@@ -245,11 +246,21 @@ struct Statement<'a> {
     forbid: &'a Forbid,
     removed: &'a mut Removed,
     line: u32,
+    /// The whole file, for the lines of parse-tree locations.
+    file: &'a str,
     original: &'a str,
     out: &'a mut Rewrite,
 }
 
 impl Statement<'_> {
+    /// The line of a parse-tree location (an offset in the file), else the statement's.
+    fn line_at(&self, location: i32) -> u32 {
+        usize::try_from(location)
+            .ok()
+            .filter(|&l| l <= self.file.len())
+            .map_or(self.line, |l| line_of(self.file, l))
+    }
+
     fn remove(&mut self, what: String) -> Decision {
         self.out.removed.push(Removal {
             line: self.line,
@@ -497,7 +508,7 @@ impl Statement<'_> {
                                 .columns
                                 .insert((table.clone(), c.colname.clone()));
                             self.out.removed.push(Removal {
-                                line: self.line,
+                                line: self.line_at(c.location),
                                 what: format!("column {table}.{} ({why})", c.colname),
                             });
                             bridge_cmds.push(add_column(c));
