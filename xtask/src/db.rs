@@ -9,39 +9,14 @@ use migration_deps::extensions;
 use pg_embedded::Cluster;
 use sqlx::{Connection, PgConnection};
 use test_db::{DockerServer, DockerStatus};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::profiles::Profile;
 use crate::workspace::Workspace;
 
-/// The sqlx-cli version the project is pinned to (the same as the sqlx crate).
-pub const SQLX_CLI_VERSION: &str = "0.9.0";
-
 /// Makes sure `sqlx` (sqlx-cli) of the pinned version is on PATH, installing it if needed.
 pub fn ensure_sqlx_cli(sh: &Shell) -> Result<()> {
-    let current = cmd!(sh, "sqlx --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .unwrap_or_default();
-    if current.split_whitespace().any(|w| w == SQLX_CLI_VERSION) {
-        return Ok(());
-    }
-    let found = if current.is_empty() {
-        "not installed".to_owned()
-    } else {
-        current
-    };
-    eprintln!(
-        "note: sqlx-cli {SQLX_CLI_VERSION} is needed ({found}); installing it with cargo (a few minutes, once)"
-    );
-    cmd!(
-        sh,
-        "cargo install sqlx-cli --version ={SQLX_CLI_VERSION} --locked --no-default-features --features postgres,rustls"
-    )
-    .run()
-    .context("cannot install sqlx-cli; install it by hand: cargo install sqlx-cli --version =0.9.0 --locked --no-default-features --features postgres,rustls")?;
-    Ok(())
+    crate::tools::ensure(sh, "sqlx-cli")
 }
 
 /// Where the profiles are proven.

@@ -16,6 +16,7 @@ mod report;
 mod schema_diff;
 mod sqlx_prepare;
 mod sync;
+mod tools;
 mod upgrade;
 mod verify;
 mod workspace;
@@ -68,6 +69,9 @@ enum Command {
     Codegen(codegen::Codegen),
     /// Regenerate (or `--check`) the offline query data in `.sqlx/` against the test profile.
     SqlxPrepare(sqlx_prepare::SqlxPrepare),
+    /// The pinned tools of Cargo.toml's [workspace.metadata.tools]: install, print, list.
+    #[command(subcommand)]
+    Tools(tools::Tools),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
         Command::Upgrade(c) => c.run(),
         Command::SchemaDiff(c) => c.run(),
         Command::SqlxPrepare(c) => c.run(&sh),
+        Command::Tools(c) => c.run(&sh),
         Command::Ci(c) => c.run(&sh),
         Command::Codegen(c) => c.run(&sh),
         Command::Bench(BenchCommand::TestDb(c)) => c.run(),
