@@ -37,17 +37,25 @@ struct Metadata {
     tools: std::collections::BTreeMap<String, Tool>,
 }
 
-/// Every pinned tool, from the workspace's Cargo.toml.
+/// The workspace manifest this xtask was built from: its pins are the ones it runs with, also
+/// on another `--root`.
+const MANIFEST: &str = include_str!("../../Cargo.toml");
+
+/// Every pinned tool of the workspace at `root`.
 pub fn load(root: &Path) -> Result<Vec<Tool>> {
     let path = root.join("Cargo.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let m: Manifest = toml::from_str(&text).with_context(|| {
-        format!(
-            "{}: no valid [workspace.metadata.tools] table",
-            path.display()
-        )
-    })?;
+    parse(&text).with_context(|| path.display().to_string())
+}
+
+/// Every tool this xtask pins.
+pub fn pinned() -> Result<Vec<Tool>> {
+    parse(MANIFEST).context("Cargo.toml")
+}
+
+fn parse(text: &str) -> Result<Vec<Tool>> {
+    let m: Manifest = toml::from_str(text).context("no valid [workspace.metadata.tools] table")?;
     Ok(m.workspace
         .metadata
         .tools
@@ -60,8 +68,8 @@ pub fn load(root: &Path) -> Result<Vec<Tool>> {
 }
 
 /// One pinned tool by name.
-pub fn get(root: &Path, name: &str) -> Result<Tool> {
-    let all = load(root)?;
+pub fn get(name: &str) -> Result<Tool> {
+    let all = pinned()?;
     let known = all
         .iter()
         .map(|t| t.name.as_str())
@@ -128,7 +136,7 @@ impl Tool {
 
 /// Makes sure the pinned `name` is installed.
 pub fn ensure(sh: &Shell, name: &str) -> Result<()> {
-    get(&crate::project_root(), name)?.ensure(sh)
+    get(name)?.ensure(sh)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -151,11 +159,11 @@ impl Tools {
         let root = crate::project_root();
         match self {
             Tools::Install { names } => {
-                let all = load(&root)?;
+                let all = pinned()?;
                 let chosen: Vec<Tool> = if names.is_empty() {
                     all
                 } else {
-                    names.iter().map(|n| get(&root, n)).collect::<Result<_>>()?
+                    names.iter().map(|n| get(n)).collect::<Result<_>>()?
                 };
                 for t in &chosen {
                     t.ensure(sh)?;
@@ -164,13 +172,13 @@ impl Tools {
                 Ok(())
             }
             Tools::Version { name } => {
-                println!("{}", get(&root, &name)?.version);
+                println!("{}", get(&name)?.version);
                 Ok(())
             }
             Tools::Spec { names } => {
                 let spec = names
                     .iter()
-                    .map(|n| get(&root, n).map(|t| format!("{}@{}", t.name, t.version)))
+                    .map(|n| get(n).map(|t| format!("{}@{}", t.name, t.version)))
                     .collect::<Result<Vec<_>>>()?;
                 println!("{}", spec.join(","));
                 Ok(())
@@ -181,7 +189,7 @@ impl Tools {
                 Ok(())
             }
             Tools::List => {
-                for t in load(&root)? {
+                for t in pinned()? {
                     let now = t
                         .installed(sh)
                         .map(|s| s.lines().next().unwrap_or_default().to_owned())

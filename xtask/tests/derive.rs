@@ -153,9 +153,23 @@ fn a_new_vector_migration_needs_no_handwork() {
         "migrations/022_incident_note_author.sql",
         "-- 022_incident_note_author.sql\nALTER TABLE incident_notes ADD COLUMN author TEXT;\n",
     );
+    f.write(
+        "migrations/023_notification_summary_embedding.sql",
+        "ALTER TABLE notification_audit ADD COLUMN summary_embedding vector(768);\n",
+    );
     let (ok, out) = f.run(&["profiles", "derive", "v1.0", "--write"]);
     assert!(ok, "{out}");
     assert!(out.contains("replace    021_incident_notes.sql"), "{out}");
+    assert!(
+        out.contains(
+            "everything it does needs vector: column notification_audit.summary_embedding"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ 6 left-out versions == a fresh canonical install"),
+        "{out}"
+    );
     assert!(
         out.contains("include    022_incident_note_author.sql"),
         "{out}"
