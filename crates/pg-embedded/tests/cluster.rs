@@ -241,12 +241,21 @@ fn invalid_database_names_are_refused() {
 }
 
 #[test]
-fn pgvector_when_installed() {
+fn pgvector_is_installed() {
     let cluster = Cluster::start().expect("start");
-    if !cluster.has_extension("vector").unwrap() {
-        eprintln!("pgvector not installed for this server; skipping (scripts/install-pgvector.sh)");
+    // A machine without pgvector must say so (the full profile needs it); it is never a silent pass.
+    if std::env::var_os("PG_EMBEDDED_NO_PGVECTOR").is_some() {
+        assert!(
+            !cluster.has_extension("vector").unwrap(),
+            "PG_EMBEDDED_NO_PGVECTOR is set, but this server has pgvector"
+        );
         return;
     }
+    assert!(
+        cluster.has_extension("vector").unwrap(),
+        "pgvector is not installed for {}: run `bash scripts/install-pgvector.sh` (or set PG_EMBEDDED_NO_PGVECTOR=1 on a machine meant to lack it)",
+        cluster.binaries().version()
+    );
     let url = cluster.create_database("vec").unwrap();
     psql_url(&cluster, &url, "CREATE EXTENSION vector").unwrap();
     assert_eq!(
