@@ -77,6 +77,8 @@ pub struct Proposal {
     pub set: MigrationSet,
     pub forbid: Forbid,
     pub entries: Vec<Entry>,
+    /// The analysis of each canonical version.
+    canonical: Vec<Analyzed>,
     /// A copy of the folder with every replacement written in, read back by its layout.
     candidates: tempfile::TempDir,
     candidate_set: MigrationSet,
@@ -309,10 +311,12 @@ impl Proposal {
             set,
             forbid,
             entries,
+            canonical: Vec::new(),
             candidates,
             candidate_set,
         };
         proposal.settle(&canonical, &replaced);
+        proposal.canonical = canonical;
         Ok(proposal)
     }
 
@@ -870,11 +874,11 @@ fn needs_forbidden(
 /// Relations and functions the versions left out create: `(name, file)`.
 fn left_out_relations(p: &Proposal) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (m, e) in p.set.migrations.iter().zip(&p.entries) {
+    for (a, e) in p.canonical.iter().zip(&p.entries) {
         if e.class != Class::Exclude && e.class != Class::Refused {
             continue;
         }
-        if let Ok(a) = analyze_migration(m) {
+        {
             for ev in &a.analysis.facts.events {
                 if matches!(ev.action, migration_deps::Action::Create { .. }) {
                     let name = match &ev.object {

@@ -2,97 +2,9 @@
 //! the generated replacements and bridges, and the proof, on real PostgreSQL servers (one of
 //! them a copy of the local installation without pgvector at all).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const TREE: &[&str] = &[
-    "migrations",
-    "migrations-v1.0",
-    "docs/migrations.md",
-    "services/datastorage/tests/api/main.rs",
-];
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("derive-fixture")
-            .tempdir()
-            .unwrap();
-        for item in TREE {
-            copy(&Path::new(REPO).join(item), &dir.path().join(item));
-        }
-        Self { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.path(rel)).unwrap()
-    }
-
-    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        walk(self.dir.path(), self.dir.path(), &mut out);
-        out
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String) {
-        xtask(Some(self.dir.path()), args)
-    }
-}
-
-fn xtask(root: Option<&Path>, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    if let Some(root) = root {
-        cmd.arg("--root").arg(root);
-    }
-    let out = cmd.args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, to).unwrap();
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let rel = p.strip_prefix(root).unwrap().to_path_buf();
-        if p.is_dir() {
-            walk(root, &p, out);
-        } else {
-            out.insert(rel, std::fs::read(&p).unwrap());
-        }
-    }
-}
+use common::{Fixture, xtask};
 
 #[test]
 fn repository_profile_is_what_derive_generates() {

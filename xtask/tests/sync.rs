@@ -1,71 +1,18 @@
 //! `cargo xtask sync-migrations` end to end on a copy of the repository: drift, repair, and
 //! bad input that must be refused with a clear message and leave the tree byte-identical.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-/// What the sync tool reads and writes.
-const TREE: &[&str] = &[
-    "migrations",
-    "migrations-v1.0",
-    "docs/migrations.md",
-    "services/datastorage/tests/api/main.rs",
-];
+use common::{Fixture, REPO};
 
-struct Fixture {
-    dir: tempfile::TempDir,
+/// Runs the sync (no database) and asserts it fails with `needle` and changes nothing.
+trait Refused {
+    fn refused(&self, needle: &str) -> String;
 }
 
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sync-fixture")
-            .tempdir()
-            .unwrap();
-        for item in TREE {
-            copy(&Path::new(REPO).join(item), &dir.path().join(item));
-        }
-        Self { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
-        std::fs::write(self.path(rel), bytes).unwrap();
-    }
-
-    fn edit(&self, rel: &str, f: impl FnOnce(String) -> String) {
-        let text = std::fs::read_to_string(self.path(rel)).unwrap();
-        self.write(rel, f(text));
-    }
-
-    /// Every file and link under the fixture, with its bytes (links: their target).
-    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        walk(self.dir.path(), self.dir.path(), &mut out);
-        out
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .arg("--root")
-            .arg(self.dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    /// Runs the sync (no database) and asserts it fails with `needle` and changes nothing.
+impl Refused for Fixture {
     fn refused(&self, needle: &str) -> String {
         let before = self.snapshot();
         let (ok, out) = self.run(&["sync-migrations", "--no-db"]);
@@ -79,40 +26,6 @@ impl Fixture {
             "the tree changed although the sync was refused:\n{out}"
         );
         out
-    }
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            copy(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, to).unwrap();
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let meta = std::fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().to_path_buf();
-        if meta.file_type().is_symlink() {
-            out.insert(
-                rel,
-                std::fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes(),
-            );
-        } else if meta.is_dir() {
-            walk(root, &p, out);
-        } else {
-            out.insert(rel, std::fs::read(&p).unwrap());
-        }
     }
 }
 

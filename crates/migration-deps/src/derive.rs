@@ -70,34 +70,24 @@ impl Forbid {
     }
 
     pub fn is_type(&self, name: &str) -> bool {
-        self.provides.iter().any(|p| p.types.contains(&name))
+        self.provides.iter().any(|p| p.has_type(name))
     }
 
     pub fn is_function(&self, name: &str) -> bool {
-        self.provides.iter().any(|p| p.functions.contains(&name))
+        self.provides.iter().any(|p| p.has_function(name))
     }
 
     pub fn is_access_method(&self, name: &str) -> bool {
-        self.provides
-            .iter()
-            .any(|p| p.access_methods.contains(&name))
+        self.provides.iter().any(|p| p.has_access_method(name))
     }
 
     pub fn is_operator_class(&self, name: &str) -> bool {
-        self.provides.iter().any(|p| {
-            p.operator_classes.iter().any(|k| {
-                if k.ends_with('_') {
-                    name.starts_with(k)
-                } else {
-                    name == *k
-                }
-            })
-        })
+        self.provides.iter().any(|p| p.has_operator_class(name))
     }
 
     /// `%` is also PostgreSQL's modulo: it alone never marks a use of `pg_trgm`.
     pub fn is_operator(&self, name: &str) -> bool {
-        name != "%" && self.provides.iter().any(|p| p.operators.contains(&name))
+        name != "%" && self.provides.iter().any(|p| p.has_operator(name))
     }
 }
 

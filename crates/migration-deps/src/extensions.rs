@@ -144,6 +144,35 @@ pub const KNOWN: &[Provides] = &[
     },
 ];
 
+impl Provides {
+    pub fn has_type(&self, name: &str) -> bool {
+        self.types.contains(&name)
+    }
+
+    pub fn has_function(&self, name: &str) -> bool {
+        self.functions.contains(&name)
+    }
+
+    pub fn has_access_method(&self, name: &str) -> bool {
+        self.access_methods.contains(&name)
+    }
+
+    /// Exactly, or by prefix for entries ending in `_`.
+    pub fn has_operator_class(&self, name: &str) -> bool {
+        self.operator_classes.iter().any(|k| {
+            if k.ends_with('_') {
+                name.starts_with(k)
+            } else {
+                name == *k
+            }
+        })
+    }
+
+    pub fn has_operator(&self, name: &str) -> bool {
+        self.operators.contains(&name)
+    }
+}
+
 /// The table entry for an extension.
 pub fn known(extension: &str) -> Option<&'static Provides> {
     KNOWN.iter().find(|p| p.extension == extension)
@@ -153,17 +182,11 @@ pub fn known(extension: &str) -> Option<&'static Provides> {
 pub fn provider_of(object: &Object) -> Option<&'static str> {
     KNOWN.iter().find_map(|p| {
         let hit = match object {
-            Object::Type(t) => p.types.contains(&t.as_str()),
-            Object::Function(f) => p.functions.contains(&f.as_str()),
-            Object::AccessMethod(m) => p.access_methods.contains(&m.as_str()),
-            Object::OperatorClass(c) => p.operator_classes.iter().any(|k| {
-                if k.ends_with('_') {
-                    c.starts_with(k)
-                } else {
-                    c == k
-                }
-            }),
-            Object::Operator(o) => p.operators.contains(&o.as_str()),
+            Object::Type(t) => p.has_type(t),
+            Object::Function(f) => p.has_function(f),
+            Object::AccessMethod(m) => p.has_access_method(m),
+            Object::OperatorClass(c) => p.has_operator_class(c),
+            Object::Operator(o) => p.has_operator(o),
             _ => false,
         };
         hit.then_some(p.extension)
