@@ -188,21 +188,22 @@ impl BenchTestDb {
                 start.elapsed().as_secs_f64()
             );
             let start = Instant::now();
-            drop(test_db::database(Profile::V1_0).await?);
+            drop(test_db::database(Profile::TEST).await?);
             println!(
-                "first database of profile v1.0 (builds the template): {:.2} s",
+                "first database of profile {} (builds the template): {:.2} s",
+                Profile::TEST.name(),
                 start.elapsed().as_secs_f64()
             );
-            drop(test_db::fresh_database(Profile::V1_0).await?);
+            drop(test_db::fresh_database(Profile::TEST).await?);
 
-            drop(test_db::database_copied_now(Profile::V1_0).await?);
+            drop(test_db::database_copied_now(Profile::TEST).await?);
 
             let (mut clone, mut fresh, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
             let mut copied_now = Vec::new();
             for _ in 0..self.runs {
                 // Ready = created and a first connection open, as a test needs it.
                 let t = Instant::now();
-                let db = test_db::database(Profile::V1_0).await?;
+                let db = test_db::database(Profile::TEST).await?;
                 let conn = db.connect().await?;
                 clone.push(t.elapsed());
                 conn.close().await?;
@@ -211,14 +212,14 @@ impl BenchTestDb {
                 dropped.push(t.elapsed());
 
                 let t = Instant::now();
-                let db = test_db::database_copied_now(Profile::V1_0).await?;
+                let db = test_db::database_copied_now(Profile::TEST).await?;
                 let conn = db.connect().await?;
                 copied_now.push(t.elapsed());
                 conn.close().await?;
                 drop(db);
 
                 let t = Instant::now();
-                let db = test_db::fresh_database(Profile::V1_0).await?;
+                let db = test_db::fresh_database(Profile::TEST).await?;
                 let conn = db.connect().await?;
                 fresh.push(t.elapsed());
                 conn.close().await?;
@@ -231,7 +232,10 @@ impl BenchTestDb {
                 stats(dropped),
             );
             println!();
-            println!("| v1.0 database ready for a test | runs | min | median | p95 | goal |");
+            println!(
+                "| {} database ready for a test | runs | min | median | p95 | goal |",
+                Profile::TEST.name()
+            );
             println!("|---|---|---|---|---|---|");
             println!(
                 "| clone of the template (`test_db::database`, copies made ahead) | {} | {} | {} | {} | ≤ 50 ms, ≥ 5× faster |",

@@ -565,7 +565,7 @@ pub fn prove(p: &Proposal, prelude: Option<&str>) -> Result<ProofReport> {
             for n in &names {
                 if !cluster.has_extension(n)? {
                     bail!(
-                        "the proof needs a PostgreSQL that has extension `{n}` for the canonical side, and the local one ({}) does not (pgvector: `bash scripts/install-pgvector.sh`)",
+                        "the proof needs a PostgreSQL that has extension `{n}` for the canonical side, and the local one ({}) does not (pgvector: `cargo xtask tools install pgvector`)",
                         cluster.binaries().version()
                     );
                 }
@@ -1785,6 +1785,7 @@ impl ProfilesDerive {
             no_db: self.no_proof,
             database_url: None,
             force: false,
+            no_install: false,
             quiet: false,
             format: crate::sync::SyncFormat::Human,
         }
@@ -1796,9 +1797,9 @@ impl ProfilesDerive {
 /// each phase timed, cold embedded PostgreSQL included (the proof starts its own servers).
 #[derive(Debug, clap::Args)]
 pub struct BenchDerive {
-    /// The derived profile to derive.
-    #[arg(long, default_value = "v1.0")]
-    pub profile: String,
+    /// The derived profile to derive (default: the test suite's profile).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Timed runs (the median and the slowest are reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -1808,10 +1809,14 @@ impl BenchDerive {
     pub fn run(self) -> Result<()> {
         let root = crate::project_root();
         let runs = self.runs.max(1);
+        let profile = match self.profile {
+            Some(p) => p,
+            None => crate::profiles::Profiles::load(&root)?.test_profile,
+        };
         let (mut propose, mut proof, mut total) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let t0 = Instant::now();
-            let out = derive_profile(&root, &self.profile)?;
+            let out = derive_profile(&root, &profile)?;
             let t1 = Instant::now();
             let r = prove(&out.proposal, None)?;
             if !r.failures.is_empty() {
@@ -1832,7 +1837,7 @@ impl BenchDerive {
         };
         println!(
             "profiles derive {} with its proof, {runs} run{} ({} build)",
-            self.profile,
+            profile,
             if runs == 1 { "" } else { "s" },
             if cfg!(debug_assertions) {
                 "dev"

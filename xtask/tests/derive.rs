@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Fixture, xtask};
+use common::{Fixture, v1, xtask};
 
 #[test]
 fn repository_profile_is_what_derive_generates() {
@@ -36,7 +36,7 @@ fn derive_regenerates_the_profile_and_proves_it() {
         "proof: upgrade equality: derived + 2 bridges + 5 left-out versions == a fresh canonical install",
         "proof: rows kept:",
         "proof: lacks only what needs vector:",
-        "migrations-v1.0/: 16 migrations",
+        &v1(": 16 migrations"),
     ] {
         assert!(out.contains(needle), "{needle:?} not in:\n{out}");
     }
@@ -93,7 +93,7 @@ fn a_new_vector_migration_needs_no_handwork() {
         "{toml}"
     );
     assert!(toml.contains("22"), "{toml}");
-    let replacement = f.read("migrations-v1.0/021_incident_notes.sql");
+    let replacement = f.read(&v1("021_incident_notes.sql"));
     assert!(
         replacement
             .lines()
@@ -207,7 +207,7 @@ fn a_stale_generated_replacement_fails_the_check() {
     let (ok, out) = f.run(&["profiles", "derive", "v1.0", "--write"]);
     assert!(ok, "{out}");
     assert!(
-        f.read("migrations-v1.0/010_audit_write_api_phase1.sql")
+        f.read(&v1("010_audit_write_api_phase1.sql"))
             .contains("priority")
     );
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Fixture, REPO};
+use common::{Fixture, REPO, v1, v1_dir};
 
 /// Runs the sync (no database) and asserts it fails with `needle` and changes nothing.
 trait Refused {
@@ -46,19 +46,19 @@ fn edited_canonical_file_is_drift_until_synced() {
     let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
     assert!(!ok);
     assert!(
-        out.contains(
-            "migrations-v1.0/012_adr033_multidimensional_tracking.sql: differs from its source"
-        ),
+        out.contains(&v1(
+            "012_adr033_multidimensional_tracking.sql: differs from its source"
+        )),
         "{out}"
     );
     assert!(out.contains("run `cargo xtask sync-migrations`"), "{out}");
 
-    let untouched = f.path("migrations-v1.0/001_initial_schema.sql");
+    let untouched = f.path(&v1("001_initial_schema.sql"));
     let mtime = std::fs::metadata(&untouched).unwrap().modified().unwrap();
     let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
     assert!(ok, "{out}");
     assert_eq!(
-        std::fs::read(f.path("migrations-v1.0/012_adr033_multidimensional_tracking.sql")).unwrap(),
+        std::fs::read(f.path(&v1("012_adr033_multidimensional_tracking.sql"))).unwrap(),
         std::fs::read(f.path("migrations/012_adr033_multidimensional_tracking.sql")).unwrap(),
         "copied byte for byte"
     );
@@ -97,7 +97,7 @@ fn stale_generated_file_is_removed() {
         "{out}"
     );
     assert!(
-        !f.path("migrations-v1.0/1000_create_audit_events_partitions.sql")
+        !f.path(&v1("1000_create_audit_events_partitions.sql"))
             .exists()
     );
 }
@@ -106,7 +106,7 @@ fn stale_generated_file_is_removed() {
 fn test_suite_reference_follows_the_test_profile() {
     let f = Fixture::new();
     f.edit("services/datastorage/tests/api/main.rs", |t| {
-        t.replace("\"../../migrations-v1.0\"", "\"../../migrations\"")
+        t.replace(&format!("\"../../{}\"", v1_dir()), "\"../../migrations\"")
     });
     let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
     assert!(!ok);
@@ -118,7 +118,7 @@ fn test_suite_reference_follows_the_test_profile() {
     assert!(ok, "{out}");
     let text = std::fs::read_to_string(f.path("services/datastorage/tests/api/main.rs")).unwrap();
     assert!(
-        text.contains("sqlx::migrate!(\"../../migrations-v1.0\")"),
+        text.contains(&format!("sqlx::migrate!(\"../../{}\")", v1_dir())),
         "{text}"
     );
 }
@@ -174,8 +174,8 @@ fn refuses_path_traversal_and_absolute_paths() {
     let f = Fixture::new();
     f.edit("migrations/profiles.toml", |t| {
         t.replace(
-            "dir = \"migrations-v1.0\"",
-            "dir = \"/tmp/migrations-v1.0\"",
+            &format!("dir = \"{}\"", v1_dir()),
+            &format!("dir = \"/tmp/{}\"", v1_dir()),
         )
     });
     f.refused("absolute path");
@@ -202,17 +202,17 @@ fn refuses_non_utf8_migration() {
 #[test]
 fn refuses_stray_file_in_generated_directory() {
     let f = Fixture::new();
-    f.write("migrations-v1.0/021_hotfix.sql", "SELECT 1;\n");
-    f.refused("migrations-v1.0/021_hotfix.sql: stray file");
+    f.write(&v1("021_hotfix.sql"), "SELECT 1;\n");
+    f.refused(&v1("021_hotfix.sql: stray file"));
 }
 
 #[test]
 fn refuses_hand_edited_generated_file() {
     let f = Fixture::new();
-    f.edit("migrations-v1.0/013_create_audit_events_table.sql", |t| {
+    f.edit(&v1("013_create_audit_events_table.sql"), |t| {
         t.replace("2555", "3650")
     });
-    f.refused("migrations-v1.0/013_create_audit_events_table.sql: edited by hand");
+    f.refused(&v1("013_create_audit_events_table.sql: edited by hand"));
     let (ok, out) = f.run(&["sync-migrations", "--check", "--no-db"]);
     assert!(!ok && out.contains("edited by hand"), "{out}");
 }
@@ -315,7 +315,7 @@ fn refuses_ambiguous_test_reference() {
     f.refused("expected exactly one string literal naming a migration directory");
     let f = Fixture::new();
     f.edit("services/datastorage/tests/api/main.rs", |t| {
-        t.replace("\"../../migrations-v1.0\"", "MIGRATIONS_DIR")
+        t.replace(&format!("\"../../{}\"", v1_dir()), "MIGRATIONS_DIR")
     });
     f.refused("found 0");
 }
@@ -440,7 +440,7 @@ fn new_plain_migration_is_not_left_out_silently() {
     let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
     assert!(ok, "{out}");
     assert_eq!(
-        std::fs::read(f.path("migrations-v1.0/021_audit_event_source.sql")).unwrap(),
+        std::fs::read(f.path(&v1("021_audit_event_source.sql"))).unwrap(),
         std::fs::read(f.path("migrations/021_audit_event_source.sql")).unwrap()
     );
 }
@@ -480,10 +480,7 @@ fn new_vector_migrations_are_not_left_out_silently() {
     classify(&f, "22 = \"alters 021's table\"");
     let (ok, out) = f.run(&["sync-migrations", "--no-db"]);
     assert!(ok, "{out}");
-    assert!(
-        !f.path("migrations-v1.0/021_incident_embeddings.sql")
-            .exists()
-    );
+    assert!(!f.path(&v1("021_incident_embeddings.sql")).exists());
     let graph = std::fs::read_to_string(f.path("docs/migrations.md")).unwrap();
     assert!(
         graph.contains(
@@ -633,25 +630,13 @@ fn reversible_migrations_are_derived_in_pairs_and_revert_with_sqlx() {
 
     // Both files, byte for byte; the replacement's own down file; nothing of the excluded 022.
     let read = |rel: &str| std::fs::read_to_string(f.path(rel)).unwrap();
-    assert_eq!(read("migrations-v1.0/021_audit_event_source.up.sql"), up_21);
-    assert_eq!(
-        read("migrations-v1.0/021_audit_event_source.down.sql"),
-        down_21
-    );
-    assert_eq!(read("migrations-v1.0/023_incident_notes.up.sql"), up_23_v1);
-    assert_eq!(
-        read("migrations-v1.0/023_incident_notes.down.sql"),
-        down_23_v1
-    );
-    assert!(
-        !f.path("migrations-v1.0/022_incident_embeddings.up.sql")
-            .exists()
-    );
-    assert!(
-        !f.path("migrations-v1.0/022_incident_embeddings.down.sql")
-            .exists()
-    );
-    let manifest = read("migrations-v1.0/manifest.toml");
+    assert_eq!(read(&v1("021_audit_event_source.up.sql")), up_21);
+    assert_eq!(read(&v1("021_audit_event_source.down.sql")), down_21);
+    assert_eq!(read(&v1("023_incident_notes.up.sql")), up_23_v1);
+    assert_eq!(read(&v1("023_incident_notes.down.sql")), down_23_v1);
+    assert!(!f.path(&v1("022_incident_embeddings.up.sql")).exists());
+    assert!(!f.path(&v1("022_incident_embeddings.down.sql")).exists());
+    let manifest = read(&v1("manifest.toml"));
     for needle in [
         "file = \"021_audit_event_source.down.sql\"\nsource = \"migrations/021_audit_event_source.down.sql\"\nkind = \"copy\"\ndirection = \"down\"",
         "file = \"023_incident_notes.down.sql\"\nsource = \"migrations/v1.0-replacements/023_incident_notes.down.sql\"\nkind = \"replacement\"\ndirection = \"down\"",
@@ -664,7 +649,7 @@ fn reversible_migrations_are_derived_in_pairs_and_revert_with_sqlx() {
     // Run, revert to zero, run again: sqlx-cli on a real PostgreSQL.
     let cluster = pg_embedded::Cluster::start().expect("start PostgreSQL");
     let url = cluster.create_database("reversible").unwrap();
-    let dir = f.path("migrations-v1.0");
+    let dir = f.path(v1_dir());
     let sqlx = |args: &[&str]| {
         let out = Command::new("sqlx")
             .args(args)

@@ -14,7 +14,17 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Connection, Executor, PgConnection};
 
 const FULL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
-const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations-v1.0");
+/// The v1.0 profile's directory (its name comes from `migrations/profiles.toml`).
+static V1: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}/../{}",
+        env!("CARGO_MANIFEST_DIR"),
+        pg_schema::profiles::dir("v1.0").expect("profile v1.0")
+    )
+});
+fn v1_dir() -> &'static str {
+    pg_schema::profiles::dir("v1.0").expect("profile v1.0")
+}
 const BRIDGE_010: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../migrations/v1.0-bridges/010_audit_write_api_phase1.sql"
@@ -32,9 +42,9 @@ impl Env {
         let cluster = Cluster::start().expect("start PostgreSQL");
         assert!(
             cluster.has_extension("vector").unwrap(),
-            "pgvector is not installed for the local PostgreSQL: run `bash scripts/install-pgvector.sh`"
+            "pgvector is not installed for the local PostgreSQL: run `cargo xtask tools install pgvector`"
         );
-        for (name, dir) in [("tpl_v1", V1), ("tpl_full", FULL)] {
+        for (name, dir) in [("tpl_v1", V1.as_str()), ("tpl_full", FULL)] {
             let url = cluster.create_database(name).unwrap();
             let mut conn = connect(&url).await;
             migrator(dir).await.run(&mut conn).await.expect("migrate");
@@ -284,7 +294,10 @@ async fn dry_run_prints_the_plan_and_changes_nothing() {
     println!("{out}");
     assert!(ok, "{out}");
     assert!(
-        out.contains("database `dry`: a clean v1.0 database (16 migrations, checksums match migrations-v1.0/)"),
+        out.contains(&format!(
+            "database `dry`: a clean v1.0 database (16 migrations, checksums match {}/)",
+            v1_dir()
+        )),
         "{out}"
     );
     let steps: Vec<&str> = out
@@ -361,7 +374,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
     refused(
         &url,
-        "checksum mismatch: version 13 (checksum 0e9cb29b9d8b…) matches neither migrations-v1.0/013_create_audit_events_table.sql nor migrations/013_create_audit_events_table.sql",
+        &format!("checksum mismatch: version 13 (checksum 0e9cb29b9d8b…) matches neither {}/013_create_audit_events_table.sql nor migrations/013_create_audit_events_table.sql", v1_dir()),
     )
     .await;
 
@@ -375,14 +388,17 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
     refused(
         &url,
-        "records version 2001 that neither profile v1.0 (migrations-v1.0/) nor full (migrations/) has",
+        &format!(
+            "records version 2001 that neither profile v1.0 ({}/) nor full (migrations/) has",
+            v1_dir()
+        ),
     )
     .await;
 
     // Not fully migrated to v1.0.
     let url = env.cluster.create_database("behind").unwrap();
     let mut conn = connect(&url).await;
-    migrator(V1).await.run_to(15, &mut conn).await.unwrap();
+    migrator(&V1).await.run_to(15, &mut conn).await.unwrap();
     conn.close().await.unwrap();
     refused(
         &url,
@@ -581,7 +597,7 @@ async fn schema_diff_reports_what_v1_lacks_against_full() {
     println!("{out}");
     assert!(!ok, "v1.0 and full cannot have the same schema:\n{out}");
     for line in [
-        "A = v1.0 (a fresh database migrated with migrations-v1.0/)",
+        &format!("A = v1.0 (a fresh database migrated with {}/)", v1_dir()),
         "B = full (a fresh database migrated with migrations/)",
         "  vector ",
         "public.notification_audit.embedding",
@@ -603,9 +619,10 @@ async fn schema_diff_reports_what_v1_lacks_against_full() {
     let (ok, out) = xtask(&["schema-diff", "v1.0", "v1.0"]);
     assert!(ok, "{out}");
     assert!(
-        out.starts_with(
-            "identical: v1.0 (a fresh database migrated with migrations-v1.0/) and v1.0"
-        ),
+        out.starts_with(&format!(
+            "identical: v1.0 (a fresh database migrated with {}/) and v1.0",
+            v1_dir()
+        )),
         "{out}"
     );
     let (ok, out) = xtask(&["schema-diff", "v1.0", "v3"]);

@@ -29,6 +29,7 @@ pub mod applied;
 mod diff;
 mod fingerprint;
 pub mod profile_guard;
+pub mod profiles;
 
 pub use diff::{Change, Diff, Status};
 pub use fingerprint::{Fingerprint, Kind, ObjectId};

@@ -1,7 +1,8 @@
 //! Keeps a migration profile off a database that was migrated with another profile.
 //!
-//! The project has two migration profiles: `full` (the canonical history, with pgvector) and
-//! `v1.0` (an allowlist plus vector-free replacements of some versions). A database remembers,
+//! The project has migration profiles (`migrations/profiles.toml`, named in [`crate::profiles`]):
+//! the canonical history, with pgvector, and profiles derived from it by an allowlist plus
+//! vector-free replacements of some versions. A database remembers,
 //! in `_sqlx_migrations`, which files were applied. Left alone, sqlx would handle a mix badly:
 //! the full profile's migrator on a v1.0 database applies the versions v1.0 left out (005, 007,
 //! …) one by one and only then stops at the first replaced version with a checksum mismatch,
@@ -11,8 +12,8 @@
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
-//! static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations-v1.0");
-//! pg_schema::profile_guard::check(conn, "v1.0", &MIGRATOR).await?;
+//! static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+//! pg_schema::profile_guard::check(conn, pg_schema::profiles::CANONICAL, &MIGRATOR).await?;
 //! MIGRATOR.run(conn).await?;
 //! # Ok(())
 //! # }
@@ -25,9 +26,8 @@ use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
 
 use crate::applied;
-
-/// The command that upgrades a v1.0 database to the full profile.
-pub const UPGRADE_COMMAND: &str = "cargo xtask upgrade --from v1.0 --to full";
+pub use crate::profiles::UPGRADE_COMMAND;
+use crate::profiles::{CANONICAL, DERIVED};
 
 /// What [`check`] found on a database the migrator may run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl fmt::Display for OtherProfile {
             }
             write!(
                 f,
-                ". A `{profile}` service cannot run on a database of the full profile (for example one \
+                ". A `{profile}` service cannot run on a database of the {CANONICAL} profile (for example one \
                  upgraded with `{UPGRADE_COMMAND}`): run a release built on the database's profile, \
                  or restore the backup taken before the upgrade. Nothing was changed."
             )
@@ -96,10 +96,11 @@ impl fmt::Display for OtherProfile {
                 f,
                 "database `{database}` was migrated with another migration profile than `{profile}`: \
                  versions {} were applied from other files than `{profile}`'s (checksum mismatch). \
-                 A database of the v1.0 profile must be upgraded before the full profile runs on it: \
+                 A database of the {derived} profile must be upgraded before the {CANONICAL} profile runs on it: \
                  `{UPGRADE_COMMAND} --database-url <URL>` (try `--dry-run` first; see the README, \
-                 \"Upgrading a v1.0 database to the full profile\"). Nothing was changed.",
-                list(different)
+                 \"Upgrading a {derived} database to the {CANONICAL} profile\"). Nothing was changed.",
+                list(different),
+                derived = DERIVED.join(" or ")
             )
         }
     }

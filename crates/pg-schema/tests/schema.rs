@@ -8,8 +8,11 @@ use pg_schema::{Fingerprint, Kind, Status, applied};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, Executor, PgConnection};
 
-const FULL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations-v1.0");
+/// The migration directory of a profile (named in `migrations/profiles.toml`).
+fn profile_dir(name: &str) -> String {
+    let dir = pg_schema::profiles::dir(name).expect("a profile of profiles.toml");
+    format!("{}/../../{dir}", env!("CARGO_MANIFEST_DIR"))
+}
 
 async fn connect(url: &str) -> PgConnection {
     PgConnection::connect(url).await.expect("connect")
@@ -235,11 +238,12 @@ async fn fingerprint_reads_every_kind_and_compares_schemas() {
 #[tokio::test]
 async fn guard_stops_a_profile_on_a_database_of_the_other_profile() {
     let cluster = Cluster::start().expect("start PostgreSQL");
-    let v1_url = migrated(&cluster, "v1", V1).await;
-    let full_url = migrated(&cluster, "full", FULL).await;
+    let (v1_dir, full_dir) = (profile_dir("v1.0"), profile_dir("full"));
+    let v1_url = migrated(&cluster, "v1", &v1_dir).await;
+    let full_url = migrated(&cluster, "full", &full_dir).await;
     let fresh_url = cluster.create_database("fresh").unwrap();
-    let v1 = migrator(V1).await;
-    let full = migrator(FULL).await;
+    let v1 = migrator(&v1_dir).await;
+    let full = migrator(&full_dir).await;
 
     // Each profile on its own database, and on a fresh one: go ahead.
     let mut conn = connect(&v1_url).await;

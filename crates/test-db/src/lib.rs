@@ -43,6 +43,7 @@
 
 mod cleanup;
 mod docker;
+mod profile;
 mod provider;
 mod runtime;
 mod template;
@@ -60,6 +61,7 @@ pub use docker::{
     DEFAULT_IMAGE, DockerServer, DockerStatus, IMAGE_ENV, LOCAL_IMAGE, configured_image,
     docker_status, split_image,
 };
+pub use profile::Profile;
 pub use provider::{Backend, Choice, PROVIDER_ENV, SPARES_ENV, URL_ENV, redact};
 
 use provider::Server;
@@ -70,37 +72,16 @@ const DROP_LIMIT: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A migration profile of the repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Profile {
-    /// `migrations-v1.0/`: the vector-free profile of release v1.0.
-    V1_0,
-    /// `migrations/`: the canonical history; needs pgvector.
-    Full,
-}
-
 impl Profile {
-    /// The profile's name in `migrations/profiles.toml`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::V1_0 => "v1.0",
-            Profile::Full => "full",
-        }
-    }
-
     /// The profile's migration directory.
     pub fn dir(self) -> PathBuf {
-        let dir = match self {
-            Profile::V1_0 => "migrations-v1.0",
-            Profile::Full => "migrations",
-        };
-        let path = PathBuf::from(WORKSPACE_ROOT).join(dir);
+        let path = PathBuf::from(WORKSPACE_ROOT).join(self.dir_name());
         path.canonicalize().unwrap_or(path)
     }
 
     /// Whether the profile needs the pgvector extension.
     pub fn needs_vector(self) -> bool {
-        matches!(self, Profile::Full)
+        self.required_extensions().contains(&"vector")
     }
 
     /// The profile's migrations, read from [`Profile::dir`] now.
@@ -113,14 +94,6 @@ impl Profile {
                 dir,
                 source,
             })
-    }
-
-    /// The name as part of a database name.
-    fn ident(self) -> &'static str {
-        match self {
-            Profile::V1_0 => "v1_0",
-            Profile::Full => "full",
-        }
     }
 }
 

@@ -97,16 +97,16 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<i64>> {
 }
 
 async fn migrate_on(conn: &mut PgConnection) -> anyhow::Result<Vec<i64>> {
-    // A database of the full (vector) profile, or one half-upgraded, must not be touched by the
-    // v1.0 migrator: the error names the upgrade command.
-    pg_schema::profile_guard::check(conn, "v1.0", &MIGRATOR)
+    // A database of another profile (the canonical one, with pgvector), or one half-upgraded,
+    // must not be touched by this profile's migrator: the error names the upgrade command.
+    pg_schema::profile_guard::check(conn, crate::profile::NAME, &MIGRATOR)
         .await
         .context("refusing to migrate")?;
     let before = applied_versions(conn).await?;
     MIGRATOR
         .run(&mut *conn)
         .await
-        .context("applying the v1.0 migrations failed")?;
+        .with_context(|| format!("applying the {} migrations failed", crate::profile::NAME))?;
     let after = applied_versions(conn).await?;
     Ok(after.difference(&before).copied().collect())
 }

@@ -8,13 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-/// What the migration tools read and write.
+/// What the migration tools read and write (besides the profile directories).
 pub const TREE: &[&str] = &[
     "migrations",
-    "migrations-v1.0",
     "docs/migrations.md",
     "services/datastorage/tests/api/main.rs",
+    "services/datastorage/src/profile.rs",
+    "crates/test-db/src/profile.rs",
+    "crates/pg-schema/src/profiles.rs",
 ];
+
+/// The v1.0 profile's directory, as `migrations/profiles.toml` names it.
+pub fn v1_dir() -> &'static str {
+    pg_schema::profiles::dir("v1.0").expect("profile v1.0 in profiles.toml")
+}
+
+/// A path in the v1.0 profile's directory (`v1("")` is the directory with its `/`).
+pub fn v1(rel: &str) -> String {
+    format!("{}/{rel}", v1_dir())
+}
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -26,6 +38,12 @@ impl Fixture {
             .prefix("xtask-fixture")
             .tempdir()
             .unwrap();
+        for (_, profile_dir) in pg_schema::profiles::DIRS {
+            copy(
+                &Path::new(REPO).join(profile_dir),
+                &dir.path().join(profile_dir),
+            );
+        }
         for item in TREE {
             copy(&Path::new(REPO).join(item), &dir.path().join(item));
         }

@@ -45,7 +45,7 @@ impl Reply {
 
 /// A v1.0 database of its own, migrated from the test profile's template.
 pub async fn database() -> TestDatabase {
-    test_db::database(Profile::V1_0)
+    test_db::database(Profile::TEST)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -216,7 +216,7 @@ async fn database_restart_mid_load_gives_503_then_recovers_without_losing_acks()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_lets_in_flight_requests_finish() {
-    let db = test_db::database(test_db::Profile::V1_0)
+    let db = test_db::database(test_db::Profile::TEST)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let pool = db.pool().await.unwrap();
