@@ -1,5 +1,7 @@
-//! `cargo xtask ci`: README's test command. Installs the pinned cargo-make when it is missing
-//! (`crate::tools`), then runs `cargo make ci` (every check and test suite; see Makefile.toml).
+//! `cargo xtask ci`: README's test command. Installs what the suites need and is missing
+//! (PostgreSQL's server binaries, pgvector, the pinned cargo-make, cargo-nextest and sqlx-cli;
+//! `crate::system`, `crate::tools`), then runs `cargo make ci` (every check and test suite; see
+//! Makefile.toml).
 
 use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
@@ -9,13 +11,31 @@ pub struct Ci {
     /// The cargo-make task to run.
     #[arg(default_value = "ci")]
     task: String,
+    /// Install nothing: fail naming the install command of whatever is missing.
+    #[arg(long)]
+    no_install: bool,
 }
 
 impl Ci {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        crate::tools::ensure(sh, "cargo-make")?;
+        if self.no_install {
+            crate::system::refuse_installs();
+        }
+        let installs = crate::system::installs();
+        for prerequisite in ["postgresql", "pgvector"] {
+            crate::system::ensure(sh, prerequisite, installs)?;
+        }
+        for tool in ["cargo-make", "cargo-nextest", "sqlx-cli"] {
+            crate::tools::ensure(sh, tool)?;
+        }
         let task = self.task;
+        let refused = if installs == crate::system::Installs::Refused {
+            "1"
+        } else {
+            "0"
+        };
         cmd!(sh, "cargo make {task}")
+            .env(crate::system::NO_INSTALL_ENV, refused)
             .run()
             .with_context(|| format!("`cargo make {task}` failed"))
     }

@@ -55,6 +55,7 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
     let server = match url {
         Some(u) => Server::Url(u.to_owned()),
         None => {
+            crate::system::ensure(sh, "postgresql", crate::system::installs())?;
             let c = Cluster::start()
                 .context("cannot start the embedded PostgreSQL (or pass --database-url)")?;
             if !quiet {
@@ -83,7 +84,7 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
         // The embedded server lacks an extension this profile needs (no --database-url was
         // given): prove the profile in a container that has it, if Docker can give one.
         let target = match &server {
-            Server::Embedded(c) => match missing_extension(c, profile)? {
+            Server::Embedded(c) => match missing_extension(sh, c, profile)? {
                 Some(ext) => {
                     if docker.is_none() {
                         docker = Some(docker_fallback(&rt, profile, &ext, quiet)?);
@@ -103,12 +104,21 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
     Ok(())
 }
 
-/// The first extension `profile` needs that the embedded cluster cannot create.
-fn missing_extension(cluster: &Cluster, profile: &Profile) -> Result<Option<String>> {
+/// The first extension `profile` needs that the embedded cluster cannot create (pgvector is
+/// installed first when installs are allowed).
+fn missing_extension(sh: &Shell, cluster: &Cluster, profile: &Profile) -> Result<Option<String>> {
     for ext in &profile.requires_extensions {
-        if !cluster.has_extension(ext)? {
-            return Ok(Some(ext.clone()));
+        if cluster.has_extension(ext)? {
+            continue;
         }
+        if ext == "vector" && crate::system::installs() == crate::system::Installs::Allowed {
+            match crate::system::ensure(sh, "pgvector", crate::system::Installs::Allowed) {
+                Ok(()) if cluster.has_extension(ext)? => continue,
+                Ok(()) => {}
+                Err(e) => eprintln!("note: {e:#}"),
+            }
+        }
+        return Ok(Some(ext.clone()));
     }
     Ok(None)
 }
@@ -167,7 +177,7 @@ fn docker_fallback(
     bail!(
         "profile {} needs the PostgreSQL extension `{ext}`, which the embedded server does not have, \
          and Docker cannot stand in: {}.\n  \
-         Either install it for the local server (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
+         Either install it for the local server (`cargo xtask tools install pgvector` builds pgvector for Debian's PostgreSQL), \
          or build a local PostgreSQL + pgvector image with `cargo xtask pg-image` (Docker), \
          or pass --database-url pointing at a server that has it",
         profile.name,
@@ -215,7 +225,7 @@ async fn prove_one(
             if available == 0 {
                 bail!(
                     "profile {} needs the PostgreSQL extension `{ext}`, which this server does not have.\n  \
-                     Either install it for the local server (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
+                     Either install it for the local server (`cargo xtask tools install pgvector` builds pgvector for Debian's PostgreSQL), \
                      or pass --database-url pointing at a server that has it (e.g. a container of `cargo xtask pg-image`'s image \
                      or of `pgvector/pgvector:pg16`)",
                     profile.name

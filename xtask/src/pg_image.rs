@@ -70,6 +70,8 @@ impl PgImage {
                 "building the image needs root (debootstrap and chroot): run `sudo -E cargo xtask pg-image`"
             );
         }
+        let sh = xshell::Shell::new()?;
+        crate::system::ensure(&sh, "debootstrap", crate::system::installs())?;
         let debootstrap = find_program("debootstrap").context(
             "debootstrap not found; install it (Debian/Ubuntu: `apt-get install -y debootstrap`)",
         )?;
@@ -687,7 +689,7 @@ fn short_id(id: &str) -> &str {
 
 /// The first Debian archive URI of this machine's apt configuration, deb822 (`URIs:` in
 /// `sources.list.d/*.sources`) or one-line format (`deb URI suite …`).
-fn debian_mirror() -> Result<String> {
+pub fn debian_mirror() -> Result<String> {
     let etc = Path::new("/etc/apt");
     let mut files: Vec<PathBuf> = Vec::new();
     let mut parts: Vec<PathBuf> = fs::read_dir(etc.join("sources.list.d"))

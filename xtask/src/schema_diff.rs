@@ -105,7 +105,7 @@ async fn fingerprint(
                 if !cluster.has_extension(ext)? {
                     bail!(
                         "profile {} needs the PostgreSQL extension `{ext}`, which the local PostgreSQL ({}) does not have: \
-                         install it (`bash scripts/install-pgvector.sh` builds pgvector for Debian's PostgreSQL), \
+                         install it (`cargo xtask tools install pgvector` builds pgvector for Debian's PostgreSQL), \
                          or compare against a database URL on a server that has it",
                         profile.name,
                         cluster.binaries().version()

@@ -117,6 +117,15 @@ impl Tool {
         } else {
             current.lines().next().unwrap_or_default().to_owned()
         };
+        if crate::system::installs() == crate::system::Installs::Refused {
+            bail!(
+                "{} {} is needed ({found}), and installs are off (--no-install or {}): run `{}`",
+                self.name,
+                self.version,
+                crate::system::NO_INSTALL_ENV,
+                self.install_command()
+            );
+        }
         eprintln!(
             "note: {} {} is needed ({found}); installing it with cargo (a few minutes, once)",
             self.name, self.version
@@ -141,7 +150,8 @@ pub fn ensure(sh: &Shell, name: &str) -> Result<()> {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Tools {
-    /// Install the pinned tools that are missing or of another version (all when none is named).
+    /// Install the pinned tools that are missing or of another version, and the machine's
+    /// prerequisites (postgresql, pgvector; debootstrap only when named). All when none is named.
     Install { names: Vec<String> },
     /// Print a tool's pinned version (for scripts).
     Version { name: String },
@@ -159,15 +169,24 @@ impl Tools {
         let root = crate::project_root();
         match self {
             Tools::Install { names } => {
-                let all = pinned()?;
-                let chosen: Vec<Tool> = if names.is_empty() {
-                    all
+                let names: Vec<String> = if names.is_empty() {
+                    ["postgresql", "pgvector"]
+                        .into_iter()
+                        .map(str::to_owned)
+                        .chain(pinned()?.into_iter().map(|t| t.name))
+                        .collect()
                 } else {
-                    names.iter().map(|n| get(n)).collect::<Result<_>>()?
+                    names
                 };
-                for t in &chosen {
-                    t.ensure(sh)?;
-                    println!("{} {}: installed", t.name, t.version);
+                for name in &names {
+                    if crate::system::PREREQUISITES.contains(&name.as_str()) {
+                        crate::system::ensure(sh, name, crate::system::installs())?;
+                        println!("{name}: {}", crate::system::describe(name));
+                    } else {
+                        let t = get(name)?;
+                        t.ensure(sh)?;
+                        println!("{} {}: installed", t.name, t.version);
+                    }
                 }
                 Ok(())
             }
@@ -195,6 +214,9 @@ impl Tools {
                         .map(|s| s.lines().next().unwrap_or_default().to_owned())
                         .unwrap_or_else(|| "not installed".to_owned());
                     println!("{:<14} {:<10} {now}", t.name, t.version);
+                }
+                for name in crate::system::PREREQUISITES {
+                    println!("{name:<14} {:<10} {}", "-", crate::system::describe(name));
                 }
                 Ok(())
             }

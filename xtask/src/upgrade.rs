@@ -125,7 +125,7 @@ impl Upgrade {
             bail!(
                 "profile {} needs the PostgreSQL extension{} {}, which the server of database `{database}` does not have: \
                  install it on that server (pgvector: the `postgresql-<major>-pgvector` package, or \
-                 `bash scripts/install-pgvector.sh` for a local Debian server), then retry. {NOTHING_CHANGED}",
+                 `cargo xtask tools install pgvector` for a local Debian server), then retry. {NOTHING_CHANGED}",
                 plan.to.name,
                 if missing.len() == 1 { "" } else { "s" },
                 missing

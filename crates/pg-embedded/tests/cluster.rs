@@ -253,7 +253,7 @@ fn pgvector_is_installed() {
     }
     assert!(
         cluster.has_extension("vector").unwrap(),
-        "pgvector is not installed for {}: run `bash scripts/install-pgvector.sh` (or set PG_EMBEDDED_NO_PGVECTOR=1 on a machine meant to lack it)",
+        "pgvector is not installed for {}: run `cargo xtask tools install pgvector` (or set PG_EMBEDDED_NO_PGVECTOR=1 on a machine meant to lack it)",
         cluster.binaries().version()
     );
     let url = cluster.create_database("vec").unwrap();

@@ -334,7 +334,7 @@ fn no_provider_message(image: &str, docker: &DockerStatus, local: &Error) -> Str
          - start Docker and make the image available: `cargo xtask pg-image` builds {LOCAL_IMAGE} \
            (then set {IMAGE_ENV}={LOCAL_IMAGE}), or `docker pull {image}`;\n  \
          - install the PostgreSQL server binaries (Debian/Ubuntu: `apt-get install postgresql`; \
-           for the full profile also `bash scripts/install-pgvector.sh`).",
+           for the full profile also `cargo xtask tools install pgvector`).",
         docker.describe(image),
         local.to_string().replace('\n', "\n          ")
     )

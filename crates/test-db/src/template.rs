@@ -173,7 +173,7 @@ async fn check_vector(server: &Server, profile: Profile) -> Result<(), Error> {
     }
     Err(Error::Unavailable(format!(
         "profile {} needs the pgvector extension, which the {} ({}) does not have.\n  \
-         local: `bash scripts/install-pgvector.sh` builds it for Debian's PostgreSQL;\n  \
+         local: `cargo xtask tools install pgvector` builds it for Debian's PostgreSQL;\n  \
          docker: `cargo xtask pg-image`, then DATASTORAGE_TEST_DB=docker \
          DATASTORAGE_TEST_IMAGE={};\n  \
          url: point TEST_DATABASE_URL at a server with pgvector",
