@@ -18,6 +18,22 @@ use crate::{Error, PgBinaries, Search};
 
 /// The superuser every cluster is initialised with.
 pub const SUPERUSER: &str = "postgres";
+/// Set (to anything but `0`) to run `initdb` for every cluster instead of copying the
+/// initialised cluster cached per set of server binaries.
+pub const NO_CACHE_ENV: &str = "PG_EMBEDDED_NO_INITDB_CACHE";
+/// Every cluster's `initdb` options (the password comes from a file).
+const INITDB_OPTIONS: &[&str] = &[
+    "--username",
+    SUPERUSER,
+    "--encoding",
+    "UTF8",
+    "--no-locale",
+    "--no-sync",
+    "--auth-local",
+    "trust",
+    "--auth-host",
+    "scram-sha-256",
+];
 /// A unix socket path must fit in `sun_path` (108 bytes on Linux) with `.s.PGSQL.NNNNN` appended.
 const MAX_SOCKET_DIR_LEN: usize = 90;
 const START_ATTEMPTS: usize = 5;
@@ -184,29 +200,8 @@ impl Cluster {
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o755))
             .map_err(Error::io("chmod", &self.root))?;
 
-        // initdb reads the superuser password from a file; it is removed right after.
-        let pwfile = self.root.join("pwfile");
-        fs::write(&pwfile, &self.password).map_err(Error::io("write", &pwfile))?;
-        if let Some(u) = &self.run_as {
-            chown_to(&pwfile, u)?;
-        }
-        let mut initdb = self.server_command("initdb");
-        initdb
-            .arg("--pgdata")
-            .arg(&self.data)
-            .args([
-                "--username",
-                SUPERUSER,
-                "--encoding",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-            ])
-            .args(["--auth-local", "trust", "--auth-host", "scram-sha-256"])
-            .arg(format!("--pwfile={}", pwfile.display()));
-        let result = run(&mut initdb, "initdb");
-        let _ = fs::remove_file(&pwfile);
-        result?;
+        let password_pending = self.init_data()?;
+        self.data_ready_to_start()?;
 
         self.socket_dir = self.root.join("sock");
         if self.socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
@@ -259,6 +254,13 @@ impl Cluster {
                 .arg("start");
             match run(&mut pg_ctl, "pg_ctl start") {
                 Ok(_) => {
+                    if password_pending {
+                        // A copy of the cached cluster: this cluster's own password.
+                        self.psql(
+                            "postgres",
+                            &format!("ALTER ROLE {SUPERUSER} PASSWORD '{}'", self.password),
+                        )?;
+                    }
                     if self.persistent {
                         self.write_info()?;
                     }
@@ -286,6 +288,108 @@ impl Cluster {
             }
         }
         Err(last_err.expect("at least one attempt"))
+    }
+
+    /// Fills the data directory: a copy of the initialised cluster cached for these server
+    /// binaries (made by `initdb` on first use), or `initdb` itself when the cache is off
+    /// ([`NO_CACHE_ENV`]) or cannot be made. Returns whether the superuser's password must still
+    /// be set (a copy has the cache's).
+    fn init_data(&self) -> Result<bool, Error> {
+        if std::env::var_os(NO_CACHE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+            self.initdb(&self.root, &self.data, &self.password)?;
+            return Ok(false);
+        }
+        let base = self.root.parent().unwrap_or(Path::new("."));
+        let cache = base.join(format!("initdb-{}", self.cache_key()));
+        if !cache.join("data").join("PG_VERSION").is_file() {
+            self.build_cache(base, &cache)?;
+        }
+        copy_tree(&cache.join("data"), &self.data, self.run_as.as_ref())?;
+        Ok(true)
+    }
+
+    /// What the cached cluster depends on: the server binaries (their folder, version, and the
+    /// size and time of `postgres`), the account they run as, and the `initdb` options.
+    fn cache_key(&self) -> String {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::hash::DefaultHasher::new();
+        INITDB_OPTIONS.hash(&mut h);
+        self.bin.bindir().hash(&mut h);
+        self.bin.version().hash(&mut h);
+        if let Ok(meta) = fs::metadata(self.bin.program("postgres")) {
+            meta.len().hash(&mut h);
+            meta.modified().ok().hash(&mut h);
+        }
+        self.run_as.as_ref().map(|u| u.uid).hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    /// `initdb` into a private folder (swept like a cluster if this process dies), then renamed
+    /// into place; a process that loses the race to another one drops its own.
+    fn build_cache(&self, base: &Path, cache: &Path) -> Result<(), Error> {
+        let name = cache
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("initdb");
+        let tmp = base.join(format!(
+            "{name}.tmp-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        fs::write(tmp.join(OWNER_FILE), std::process::id().to_string())
+            .map_err(Error::io("write", tmp.join(OWNER_FILE)))?;
+        let built = (|| {
+            if let Some(u) = &self.run_as {
+                chown_to(&tmp, u)?;
+            }
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+                .map_err(Error::io("chmod", &tmp))?;
+            self.initdb(&tmp, &tmp.join("data"), &random_password()?)?;
+            fs::remove_file(tmp.join(OWNER_FILE)).map_err(Error::io("remove", tmp.join(OWNER_FILE)))
+        })();
+        if let Err(e) = built {
+            cleanup::destroy(&tmp);
+            return Err(e);
+        }
+        if fs::rename(&tmp, cache).is_err() {
+            // Another process put its cache in place first.
+            cleanup::destroy(&tmp);
+            if !cache.join("data").join("PG_VERSION").is_file() {
+                return Err(Error::Command {
+                    program: "initdb cache".into(),
+                    status: "cannot be put in place".into(),
+                    output: format!("{} could not be created", cache.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `initdb` of `data` (in `dir`, which holds the password file for a moment).
+    fn initdb(&self, dir: &Path, data: &Path, password: &str) -> Result<(), Error> {
+        // initdb reads the superuser password from a file; it is removed right after.
+        let pwfile = dir.join("pwfile");
+        fs::write(&pwfile, password).map_err(Error::io("write", &pwfile))?;
+        if let Some(u) = &self.run_as {
+            chown_to(&pwfile, u)?;
+        }
+        let mut initdb = self.server_command("initdb");
+        initdb
+            .current_dir(dir)
+            .arg("--pgdata")
+            .arg(data)
+            .args(INITDB_OPTIONS)
+            .arg(format!("--pwfile={}", pwfile.display()));
+        let result = run(&mut initdb, "initdb");
+        let _ = fs::remove_file(&pwfile);
+        result.map(drop)
+    }
+
+    /// The data directory as PostgreSQL wants it before a start.
+    fn data_ready_to_start(&self) -> Result<(), Error> {
+        fs::set_permissions(&self.data, fs::Permissions::from_mode(0o700))
+            .map_err(Error::io("chmod", &self.data))
     }
 
     /// A command running one of the server's programs, as the unprivileged user when root.
@@ -605,6 +709,35 @@ fn validate_name(name: &str) -> Result<(), Error> {
     } else {
         Err(Error::InvalidName(name.to_owned()))
     }
+}
+
+/// Copies a data directory (files with their permission bits), owned by `owner` when given.
+fn copy_tree(from: &Path, to: &Path, owner: Option<&RunAs>) -> Result<(), Error> {
+    fs::create_dir(to).map_err(Error::io("create", to))?;
+    let mode = fs::metadata(from)
+        .map_err(Error::io("read", from))?
+        .permissions();
+    fs::set_permissions(to, mode).map_err(Error::io("chmod", to))?;
+    if let Some(u) = owner {
+        chown_to(to, u)?;
+    }
+    for entry in fs::read_dir(from).map_err(Error::io("read", from))? {
+        let entry = entry.map_err(Error::io("read", from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(Error::io("read", &src))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst, owner)?;
+        } else if kind.is_file() {
+            fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
+            if let Some(u) = owner {
+                chown_to(&dst, u)?;
+            }
+        } else {
+            let target = fs::read_link(&src).map_err(Error::io("read", &src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(Error::io("link", &dst))?;
+        }
+    }
+    Ok(())
 }
 
 /// A `postgresql.conf` string literal.

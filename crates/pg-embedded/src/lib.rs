@@ -1,7 +1,9 @@
 //! Throwaway PostgreSQL clusters started from the machine's own server binaries.
 //!
-//! A [`Cluster`] is a fresh `initdb` in a private directory (by default under the workspace's
-//! `target/pg-embedded/`), listening on a unix socket in that directory and on a free loopback
+//! A [`Cluster`] is a fresh cluster in a private directory (by default under the workspace's
+//! `target/pg-embedded/`): a copy of one `initdb` made once per set of server binaries and kept
+//! beside the clusters (`initdb-<key>/`, a new key when the binaries change; [`NO_CACHE_ENV`]
+//! runs `initdb` every time), with its own superuser password, listening on a unix socket in that directory and on a free loopback
 //! port, with durability switched off (`fsync=off`) because nothing in it is meant to survive.
 //! When the process runs as root, the server runs as an unprivileged user (`postgres`, else
 //! `nobody`; PostgreSQL refuses to run as root). Dropping the cluster stops the server and
@@ -23,7 +25,7 @@ mod cleanup;
 mod cluster;
 
 pub use binaries::{PgBinaries, REQUIRED, Search};
-pub use cluster::{Builder, Cluster, PersistentInfo};
+pub use cluster::{Builder, Cluster, NO_CACHE_ENV, PersistentInfo};
 
 use std::path::PathBuf;
 
