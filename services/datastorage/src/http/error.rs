@@ -171,9 +171,21 @@ fn rejection_slug(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            crate::store::Error::Unavailable(_) => Self::Unavailable,
+            crate::store::Error::Database(e) => Self::from(e),
+            crate::store::Error::WriterStopped => {
+                Self::Internal("the event writer stopped".to_owned())
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if crate::store::is_unavailable(&e) {
             Self::Unavailable
         } else {
             Self::Database(e)
@@ -181,19 +193,16 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-/// Errors that mean "the database cannot be reached right now" (answered with 503).
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            // Class 57 (operator intervention: admin shutdown, cannot connect now) and
-            // class 08 (connection exception).
-            db.code()
-                .is_some_and(|c| c.starts_with("57") || c.starts_with("08"))
-        }
-        sqlx::Error::Protocol(_) => true,
-        _ => false,
+/// The one place a constraint violation becomes an answer: `.map_err(on_constraint(NAME, ||
+/// Error::Conflict(…)))` maps a violation of constraint `NAME` to the given error, and any other
+/// database error as [`Error::from`] does.
+pub fn on_constraint(
+    constraint: &'static str,
+    error: impl FnOnce() -> Error,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some(constraint) => error(),
+        _ => Error::from(e),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct AppState {
     /// ([`crate::db::planned_per_execution`]). May be the same pool as `pool`.
     pub query_pool: PgPool,
     /// Writer tasks of single audit events (on `pool`), which coalesce concurrent events.
-    pub events: audit::EventWriter,
+    pub events: crate::store::EventWriter,
     /// Bearer token required by write endpoints, when configured.
     pub write_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
@@ -73,7 +73,7 @@ impl AppState {
     pub fn new(pool: PgPool) -> Self {
         Self {
             query_pool: pool.clone(),
-            events: audit::EventWriter::new(pool.clone(), Self::EVENT_WRITERS),
+            events: crate::store::EventWriter::new(pool.clone(), Self::EVENT_WRITERS),
             pool,
             write_token: None,
             metrics: metrics_handle(),
@@ -84,7 +84,7 @@ impl AppState {
 
     /// Replace the event writers with `writers` tasks on the write pool.
     pub fn with_event_writers(mut self, writers: usize) -> Self {
-        self.events = audit::EventWriter::new(self.pool.clone(), writers);
+        self.events = crate::store::EventWriter::new(self.pool.clone(), writers);
         self
     }
 

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Result, ServerProblems, TokenProblem,
+    on_constraint,
 };
 use super::validate;
 
@@ -137,17 +138,15 @@ pub async fn create_notification(
     )
     .fetch_one(&state.pool)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db)
-            if db.constraint() == Some("notification_audit_notification_id_key") =>
-        {
+    .map_err(on_constraint(
+        "notification_audit_notification_id_key",
+        || {
             Error::Conflict(format!(
                 "a notification with notification_id {:?} already exists",
                 n.notification_id
             ))
-        }
-        _ => Error::from(e),
-    })?;
+        },
+    ))?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

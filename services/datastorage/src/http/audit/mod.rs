@@ -1,7 +1,5 @@
 //! Audit events: single and batch writes, filtered queries with keyset pagination, lookup by id.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -10,15 +8,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-mod writer;
-
-pub use writer::EventWriter;
+use crate::store;
+use crate::store::audit::Row;
 
 use super::AppState;
 use super::error::{
@@ -38,8 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
 /// Oldest accepted event time, relative to the server clock.
 const MAX_AGE: chrono::Duration = chrono::Duration::days(7);
-/// Default `retention_days` of a new event.
-const RETENTION_DAYS: i32 = 2555;
 
 /// Which part of the platform emitted the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -130,34 +124,6 @@ pub struct NewAuditEvent {
     pub error_message: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-}
-
-/// A validated event with defaults applied, ready to insert.
-#[derive(Debug, Clone)]
-struct Row {
-    event_id: Uuid,
-    version: String,
-    event_type: String,
-    event_timestamp: DateTime<Utc>,
-    event_date: NaiveDate,
-    event_category: &'static str,
-    event_action: String,
-    event_outcome: &'static str,
-    actor_type: String,
-    actor_id: String,
-    resource_type: String,
-    resource_id: String,
-    correlation_id: String,
-    parent_event_id: Option<Uuid>,
-    trace_id: Option<String>,
-    span_id: Option<String>,
-    namespace: Option<String>,
-    cluster_name: Option<String>,
-    event_data: Value,
-    severity: String,
-    duration_ms: Option<i32>,
-    error_code: Option<String>,
-    error_message: Option<String>,
 }
 
 impl NewAuditEvent {
@@ -264,18 +230,11 @@ pub async fn create_event(
     let row = event.validate(Utc::now())?;
     let parent_date = match row.parent_event_id {
         Some(parent) => Some(
-            sqlx::query_scalar!(
-                r#"SELECT event_date AS "event_date!"
-                   FROM audit_events
-                   WHERE event_id = $1
-                   LIMIT 1"#,
-                parent
-            )
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(|| {
-                Error::validation(format!("parent_event_id: no event with id {parent}"))
-            })?,
+            store::audit::parent_date(&state.pool, parent)
+                .await?
+                .ok_or_else(|| {
+                    Error::validation(format!("parent_event_id: no event with id {parent}"))
+                })?,
         ),
         None => None,
     };
@@ -329,12 +288,21 @@ pub async fn create_batch(
         })?;
         rows.push(row);
     }
-    let parents = parent_dates(&state, &rows).await?;
+    let parents = store::audit::parent_dates(&state.pool, &rows).await?;
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(parent) = row.parent_event_id
+            && !parents.contains_key(&parent)
+        {
+            return Err(Error::validation(format!(
+                "element {i}: parent_event_id: no event with id {parent}"
+            )));
+        }
+    }
     let parent_dates: Vec<Option<NaiveDate>> = rows
         .iter()
         .map(|r| r.parent_event_id.and_then(|p| parents.get(&p).copied()))
         .collect();
-    insert_rows(&state.pool, &rows, &parent_dates).await?;
+    store::audit::insert_rows(&state.pool, &rows, &parent_dates).await?;
     metrics::counter!("datastorage_audit_events_written_total").increment(rows.len() as u64);
     let events = rows
         .iter()
@@ -350,97 +318,6 @@ pub async fn create_batch(
             events,
         }),
     ))
-}
-
-/// The partition dates of every parent the batch names; an unknown parent is a 400.
-async fn parent_dates(state: &AppState, rows: &[Row]) -> Result<HashMap<Uuid, NaiveDate>> {
-    let wanted: Vec<Uuid> = rows.iter().filter_map(|r| r.parent_event_id).collect();
-    if wanted.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found = sqlx::query!(
-        r#"SELECT event_id AS "event_id!", event_date AS "event_date!"
-           FROM audit_events
-           WHERE event_id = ANY($1)"#,
-        &wanted
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let dates: HashMap<Uuid, NaiveDate> = found
-        .into_iter()
-        .map(|r| (r.event_id, r.event_date))
-        .collect();
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(parent) = row.parent_event_id
-            && !dates.contains_key(&parent)
-        {
-            return Err(Error::validation(format!(
-                "element {i}: parent_event_id: no event with id {parent}"
-            )));
-        }
-    }
-    Ok(dates)
-}
-
-/// One statement for all `rows` (each with its parent's partition date): atomic without an
-/// explicit transaction.
-async fn insert_rows(
-    pool: &PgPool,
-    rows: &[Row],
-    parent_dates: &[Option<NaiveDate>],
-) -> Result<()> {
-    macro_rules! col {
-        ($f:ident) => {
-            rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-        };
-    }
-    let categories: Vec<String> = rows.iter().map(|r| r.event_category.to_owned()).collect();
-    let outcomes: Vec<String> = rows.iter().map(|r| r.event_outcome.to_owned()).collect();
-    sqlx::query!(
-        r#"INSERT INTO audit_events (
-               event_id, event_version, event_type, event_timestamp, event_date,
-               event_category, event_action, event_outcome,
-               actor_type, actor_id, resource_type, resource_id,
-               correlation_id, parent_event_id, parent_event_date, trace_id, span_id,
-               namespace, cluster_name, event_data, severity, duration_ms,
-               error_code, error_message, retention_days)
-           SELECT u.*, $24
-           FROM UNNEST(
-               $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::date[],
-               $6::text[], $7::text[], $8::text[],
-               $9::text[], $10::text[], $11::text[], $12::text[],
-               $13::text[], $14::uuid[], $15::date[], $16::text[], $17::text[],
-               $18::text[], $19::text[], $20::jsonb[], $21::text[], $22::int4[],
-               $23::text[], $25::text[]) AS u"#,
-        &col!(event_id),
-        &col!(version),
-        &col!(event_type),
-        &col!(event_timestamp),
-        &col!(event_date),
-        &categories,
-        &col!(event_action),
-        &outcomes,
-        &col!(actor_type),
-        &col!(actor_id),
-        &col!(resource_type),
-        &col!(resource_id),
-        &col!(correlation_id),
-        &col!(parent_event_id) as &[Option<Uuid>],
-        parent_dates as &[Option<NaiveDate>],
-        &col!(trace_id) as &[Option<String>],
-        &col!(span_id) as &[Option<String>],
-        &col!(namespace) as &[Option<String>],
-        &col!(cluster_name) as &[Option<String>],
-        &col!(event_data),
-        &col!(severity),
-        &col!(duration_ms) as &[Option<i32>],
-        &col!(error_code) as &[Option<String>],
-        RETENTION_DAYS,
-        &col!(error_message) as &[Option<String>],
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// A stored audit event.

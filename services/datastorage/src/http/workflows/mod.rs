@@ -1,4 +1,5 @@
-//! The remediation-workflow catalog: versioned workflows, lifecycle updates, label search.
+//! The remediation-workflow catalog: versioned workflows (create, list, read: here), lifecycle
+//! updates ([`patch`]), label search ([`search`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,9 +15,15 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
-    TokenProblem,
+    TokenProblem, on_constraint,
 };
 use super::validate;
+
+mod patch;
+mod search;
+
+pub use patch::*;
+pub use search::*;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -266,15 +273,12 @@ pub async fn create_workflow(
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("uq_workflow_name_version") => {
-            Error::Conflict(format!(
-                "workflow {:?} already has a version {:?}",
-                w.workflow_name, w.version
-            ))
-        }
-        _ => Error::from(e),
-    })?;
+    .map_err(on_constraint("uq_workflow_name_version", || {
+        Error::Conflict(format!(
+            "workflow {:?} already has a version {:?}",
+            w.workflow_name, w.version
+        ))
+    }))?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -462,341 +466,4 @@ pub async fn workflow_versions(
         )));
     }
     Ok(Json(versions))
-}
-
-/// The mutable part of a workflow version. Any other field is immutable (400).
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct WorkflowUpdate {
-    pub status: Option<WorkflowStatus>,
-    /// Set to null to clear.
-    pub disabled_by: Option<String>,
-    /// Set to null to clear.
-    pub disabled_reason: Option<String>,
-}
-
-/// Parsed PATCH body: which fields were given, and their values (`None` = null).
-#[derive(Debug, Default)]
-struct Patch {
-    status: Option<WorkflowStatus>,
-    disabled_by: Option<Option<String>>,
-    disabled_reason: Option<Option<String>>,
-}
-
-fn parse_patch(body: Value) -> Result<Patch> {
-    let Value::Object(fields) = body else {
-        return Err(Error::validation("the update must be a JSON object"));
-    };
-    if fields.is_empty() {
-        return Err(Error::validation(
-            "the update is empty; it may set status, disabled_by and disabled_reason",
-        ));
-    }
-    let mut patch = Patch::default();
-    let opt_string = |key: &str, v: Value, max: usize| -> Result<Option<String>> {
-        match v {
-            Value::Null => Ok(None),
-            Value::String(s) => {
-                validate::text(key, &s, 0, max)?;
-                Ok(Some(s))
-            }
-            other => Err(Error::validation(format!(
-                "{key}: expected a string or null, got {other}"
-            ))),
-        }
-    };
-    for (key, value) in fields {
-        match key.as_str() {
-            "status" => {
-                patch.status = Some(
-                    serde_json::from_value(value)
-                        .map_err(|e| Error::validation(format!("status: {e}")))?,
-                );
-            }
-            "disabled_by" => patch.disabled_by = Some(opt_string("disabled_by", value, 255)?),
-            "disabled_reason" => {
-                patch.disabled_reason = Some(opt_string("disabled_reason", value, 10_000)?);
-            }
-            other => {
-                return Err(Error::validation(format!(
-                    "{other}: immutable field; only status, disabled_by and disabled_reason can be updated"
-                )));
-            }
-        }
-    }
-    Ok(patch)
-}
-
-/// Change a workflow version's lifecycle fields.
-#[utoipa::path(
-    patch,
-    path = "/api/v1/workflows/{workflow_id}",
-    tag = "workflows",
-    params(("workflow_id" = Uuid, Path, description = "The workflow version's id")),
-    request_body = WorkflowUpdate,
-    security((), ("bearer" = [])),
-    responses(
-        (status = 200, description = "Updated", body = Workflow),
-        (status = 400, description = "Immutable field, invalid value or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
-        TokenProblem,
-        (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM_JSON),
-        BodyProblems,
-        ServerProblems,
-    )
-)]
-pub async fn update_workflow(
-    State(state): State<AppState>,
-    Path(workflow_id): Path<Uuid>,
-    Json(body): Json<Value>,
-) -> Result<Json<Workflow>> {
-    let patch = parse_patch(body)?;
-    sqlx::query_as!(
-        Workflow,
-        r#"UPDATE remediation_workflow_catalog
-           SET status = COALESCE($2, status),
-               disabled_at = CASE
-                   WHEN $2::text IS NULL THEN disabled_at
-                   WHEN $2 = 'disabled' THEN COALESCE(disabled_at, now())
-                   ELSE NULL
-               END,
-               disabled_by = CASE WHEN $3 THEN $4 ELSE disabled_by END,
-               disabled_reason = CASE WHEN $5 THEN $6 ELSE disabled_reason END
-           WHERE workflow_id = $1
-           RETURNING workflow_id, workflow_name, version, name, description, content,
-                     content_hash, labels, status, is_latest_version, parameters,
-                     execution_engine, container_image, container_digest, custom_labels,
-                     detected_labels, disabled_at, disabled_by, disabled_reason,
-                     created_at, updated_at"#,
-        workflow_id,
-        patch.status.map(WorkflowStatus::as_str),
-        patch.disabled_by.is_some(),
-        patch.disabled_by.flatten(),
-        patch.disabled_reason.is_some(),
-        patch.disabled_reason.flatten(),
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .map(Json)
-    .ok_or_else(|| Error::NotFound(format!("no workflow with id {workflow_id}")))
-}
-
-/// A label search: hard filters on the five labels, scoring on detected and custom labels.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SearchRequest {
-    pub signal_type: String,
-    pub severity: Severity,
-    /// `*` matches any component (and a workflow whose component is `*` matches any request).
-    pub component: String,
-    pub environment: String,
-    pub priority: Priority,
-    /// Each label the workflow has with the same value adds 0.5 to the score's numerator;
-    /// each it has with a different value subtracts 1.
-    #[schema(value_type = Option<Object>)]
-    pub detected_labels: Option<Map<String, Value>>,
-    /// Each label the workflow has with the same value (or, for arrays, a shared element)
-    /// adds 0.5.
-    #[schema(value_type = Option<Object>)]
-    pub custom_labels: Option<Map<String, Value>>,
-    /// 1–100, default 10.
-    pub top_k: Option<u32>,
-    /// 0–1, default 0.
-    pub min_score: Option<f64>,
-}
-
-/// A ranked search result.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SearchHit {
-    /// (5 + boosts − penalties) / 10, clamped to 0–1.
-    pub score: f64,
-    pub workflow_id: Uuid,
-    pub workflow_name: String,
-    pub version: String,
-    pub name: String,
-    pub description: String,
-    #[schema(value_type = WorkflowLabels)]
-    pub labels: Value,
-    #[schema(value_type = Object)]
-    pub custom_labels: Value,
-    #[schema(value_type = Object)]
-    pub detected_labels: Value,
-    pub container_image: Option<String>,
-    pub execution_engine: String,
-}
-
-/// Search results, best first.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SearchResults {
-    pub total_results: usize,
-    pub workflows: Vec<SearchHit>,
-}
-
-const DETECTED_BOOST: f64 = 0.5;
-const DETECTED_PENALTY: f64 = 1.0;
-const CUSTOM_BOOST: f64 = 0.5;
-
-fn custom_matches(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::Array(w), Value::Array(h)) => w.iter().any(|x| h.contains(x)),
-        (w, Value::Array(h)) => h.contains(w),
-        (Value::Array(w), h) => w.contains(h),
-        (w, h) => w == h,
-    }
-}
-
-/// The score of one candidate.
-fn score(req: &SearchRequest, detected: &Value, custom: &Value) -> f64 {
-    let mut numerator = 5.0;
-    if let Some(want) = &req.detected_labels {
-        for (key, value) in want {
-            match detected.get(key) {
-                Some(have) if have == value => numerator += DETECTED_BOOST,
-                Some(_) => numerator -= DETECTED_PENALTY,
-                None => {}
-            }
-        }
-    }
-    if let Some(want) = &req.custom_labels {
-        for (key, value) in want {
-            if custom
-                .get(key)
-                .is_some_and(|have| custom_matches(value, have))
-            {
-                numerator += CUSTOM_BOOST;
-            }
-        }
-    }
-    (numerator / 10.0).clamp(0.0, 1.0)
-}
-
-/// Find the active, latest workflows matching a signal, ranked by score.
-#[utoipa::path(
-    post,
-    path = "/api/v1/workflows/search",
-    tag = "workflows",
-    request_body = SearchRequest,
-    responses(
-        (status = 200, description = "Ranked results", body = SearchResults),
-        (status = 400, description = "Invalid search or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
-        BodyProblems,
-        ServerProblems,
-    )
-)]
-pub async fn search_workflows(
-    State(state): State<AppState>,
-    Json(req): Json<SearchRequest>,
-) -> Result<Json<SearchResults>> {
-    validate::text("signal_type", &req.signal_type, 1, 100)?;
-    validate::text("component", &req.component, 1, 100)?;
-    validate::text("environment", &req.environment, 1, 100)?;
-    let top_k = req.top_k.unwrap_or(10);
-    if !(1..=100).contains(&top_k) {
-        return Err(Error::validation(format!(
-            "top_k: must be 1 to 100 (got {top_k})"
-        )));
-    }
-    let min_score = req.min_score.unwrap_or(0.0);
-    if !(0.0..=1.0).contains(&min_score) {
-        return Err(Error::validation(format!(
-            "min_score: must be between 0 and 1 (got {min_score})"
-        )));
-    }
-    let candidates = sqlx::query!(
-        r#"SELECT workflow_id, workflow_name, version, name, description, labels,
-                  custom_labels, detected_labels, container_image, execution_engine
-           FROM remediation_workflow_catalog
-           WHERE status = 'active'
-             AND is_latest_version
-             AND labels->>'signal_type' = $1
-             AND labels->>'severity' = $2
-             AND ($3 = '*' OR labels->>'component' IN ($3, '*'))
-             AND labels->>'environment' = $4
-             AND labels->>'priority' = $5"#,
-        req.signal_type,
-        req.severity.as_str(),
-        req.component,
-        req.environment,
-        req.priority.as_str(),
-    )
-    .fetch_all(&state.query_pool)
-    .await?;
-    let mut hits: Vec<SearchHit> = candidates
-        .into_iter()
-        .map(|c| SearchHit {
-            score: score(&req, &c.detected_labels, &c.custom_labels),
-            workflow_id: c.workflow_id,
-            workflow_name: c.workflow_name,
-            version: c.version,
-            name: c.name,
-            description: c.description,
-            labels: c.labels,
-            custom_labels: c.custom_labels,
-            detected_labels: c.detected_labels,
-            container_image: c.container_image,
-            execution_engine: c.execution_engine,
-        })
-        .filter(|h| h.score >= min_score)
-        .collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.workflow_name.cmp(&b.workflow_name))
-    });
-    hits.truncate(top_k as usize);
-    Ok(Json(SearchResults {
-        total_results: hits.len(),
-        workflows: hits,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn request(detected: Value, custom: Value) -> SearchRequest {
-        serde_json::from_value(json!({
-            "signal_type": "OOMKilled", "severity": "critical", "component": "*",
-            "environment": "production", "priority": "P0",
-            "detected_labels": detected, "custom_labels": custom,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn scores_boosts_and_penalties() {
-        let req = request(
-            json!({"gitOpsManaged": true, "pdbProtected": true}),
-            json!({"team": "payments"}),
-        );
-        // No labels on the workflow: the base score.
-        assert_eq!(score(&req, &json!({}), &json!({})), 0.5);
-        // One detected match, one detected conflict, one custom match: (5 + 0.5 - 1 + 0.5) / 10.
-        let s = score(
-            &req,
-            &json!({"gitOpsManaged": true, "pdbProtected": false}),
-            &json!({"team": ["payments", "core"]}),
-        );
-        assert!((s - 0.5).abs() < 1e-9, "{s}");
-        let s = score(
-            &req,
-            &json!({"gitOpsManaged": true, "pdbProtected": true}),
-            &json!({"team": "payments"}),
-        );
-        assert!((s - 0.65).abs() < 1e-9, "{s}");
-    }
-
-    #[test]
-    fn patch_allows_only_lifecycle_fields() {
-        let p = parse_patch(json!({"status": "disabled", "disabled_reason": null})).unwrap();
-        assert_eq!(p.status, Some(WorkflowStatus::Disabled));
-        assert_eq!(p.disabled_reason, Some(None));
-        assert_eq!(p.disabled_by, None);
-        let err = parse_patch(json!({"content": "x"}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("content: immutable field"), "{err}");
-        assert!(parse_patch(json!({})).is_err());
-        assert!(parse_patch(json!([])).is_err());
-        assert!(parse_patch(json!({"status": "gone"})).is_err());
-    }
 }

@@ -17,8 +17,10 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Row, insert_rows};
-use crate::http::error::{Error, Result};
+use super::Error;
+use super::audit::{Row, insert_rows};
+
+type Result<T> = std::result::Result<T, Error>;
 
 /// An event waiting for a writer, and where its outcome goes.
 struct Pending {
@@ -76,7 +78,7 @@ impl EventWriter {
     }
 
     /// Store one event; returns once it is committed (or could not be).
-    pub(super) async fn write(&self, row: Row, parent_date: Option<NaiveDate>) -> Result<()> {
+    pub async fn write(&self, row: Row, parent_date: Option<NaiveDate>) -> Result<()> {
         self.writers.started.call_once(|| {
             for _ in 0..self.writers.count {
                 tokio::spawn(write_batches(self.writers.clone()));
@@ -90,10 +92,8 @@ impl EventWriter {
                 done,
             })
             .await
-            .map_err(|_| Error::Unavailable)?;
-        outcome
-            .await
-            .map_err(|_| Error::Internal("the event writer stopped".to_owned()))?
+            .map_err(|_| Error::WriterStopped)?;
+        outcome.await.map_err(|_| Error::WriterStopped)?
     }
 }
 
@@ -127,21 +127,22 @@ async fn write_batch(pool: &PgPool, batch: &mut Vec<Pending>) {
                 let _ = answer.send(Ok(()));
             }
         }
-        Err(Error::Unavailable) => {
+        Err(e) if super::is_unavailable(&e) => {
+            let kind = e.to_string();
             for answer in answers {
-                let _ = answer.send(Err(Error::Unavailable));
+                let _ = answer.send(Err(Error::Unavailable(kind.clone())));
             }
         }
         Err(e) if answers.len() == 1 => {
             if let Some(answer) = answers.pop() {
-                let _ = answer.send(Err(e));
+                let _ = answer.send(Err(Error::Database(e)));
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, events = rows.len(), "a coalesced INSERT failed; writing its events one by one");
             for (i, answer) in answers.into_iter().enumerate() {
                 let outcome = insert_rows(pool, &rows[i..=i], &parent_dates[i..=i]).await;
-                let _ = answer.send(outcome);
+                let _ = answer.send(outcome.map_err(Error::Database));
             }
         }
     }
