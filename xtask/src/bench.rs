@@ -156,10 +156,8 @@ impl Bench {
     }
 }
 
-/// `cargo xtask bench test-db`: what a test pays for its database, cloned from the profile's
-/// template (`test_db::database`, which usually finds a copy made ahead; and
-/// `test_db::database_copied_now`, the `CREATE DATABASE … TEMPLATE` alone) beside migrating a
-/// fresh one (`test_db::fresh_database`), on the server `DATASTORAGE_TEST_DB` selects.
+/// `cargo xtask bench test-db`: what a test pays for its database (test-db's own bench,
+/// `crates/test-db/benches/test_db.rs`, on the server `DATASTORAGE_TEST_DB` selects).
 #[derive(Debug, clap::Args)]
 pub struct BenchTestDb {
     /// Timed runs of each way (after one warm-up run each), interleaved.
@@ -168,109 +166,13 @@ pub struct BenchTestDb {
 }
 
 impl BenchTestDb {
-    pub fn run(self) -> Result<()> {
-        use sqlx::Connection as _;
-        use test_db::Profile;
-
-        if self.runs == 0 {
-            bail!("--runs must be at least 1");
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let start = Instant::now();
-            let (backend, description) = test_db::backend().await?;
-            println!(
-                "server: {description} ({}={}), started in {:.2} s",
-                test_db::PROVIDER_ENV,
-                backend.as_str(),
-                start.elapsed().as_secs_f64()
-            );
-            let start = Instant::now();
-            drop(test_db::database(Profile::TEST).await?);
-            println!(
-                "first database of profile {} (builds the template): {:.2} s",
-                Profile::TEST.name(),
-                start.elapsed().as_secs_f64()
-            );
-            drop(test_db::fresh_database(Profile::TEST).await?);
-
-            drop(test_db::database_copied_now(Profile::TEST).await?);
-
-            let (mut clone, mut fresh, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
-            let mut copied_now = Vec::new();
-            for _ in 0..self.runs {
-                // Ready = created and a first connection open, as a test needs it.
-                let t = Instant::now();
-                let db = test_db::database(Profile::TEST).await?;
-                let conn = db.connect().await?;
-                clone.push(t.elapsed());
-                conn.close().await?;
-                let t = Instant::now();
-                drop(db);
-                dropped.push(t.elapsed());
-
-                let t = Instant::now();
-                let db = test_db::database_copied_now(Profile::TEST).await?;
-                let conn = db.connect().await?;
-                copied_now.push(t.elapsed());
-                conn.close().await?;
-                drop(db);
-
-                let t = Instant::now();
-                let db = test_db::fresh_database(Profile::TEST).await?;
-                let conn = db.connect().await?;
-                fresh.push(t.elapsed());
-                conn.close().await?;
-                drop(db);
-            }
-            let (c, n, f, d) = (
-                stats(clone),
-                stats(copied_now),
-                stats(fresh),
-                stats(dropped),
-            );
-            println!();
-            println!(
-                "| {} database ready for a test | runs | min | median | p95 | goal |",
-                Profile::TEST.name()
-            );
-            println!("|---|---|---|---|---|---|");
-            println!(
-                "| clone of the template (`test_db::database`, copies made ahead) | {} | {} | {} | {} | ≤ 50 ms, ≥ 5× faster |",
-                self.runs,
-                ms(c.min),
-                ms(c.median),
-                ms(c.p95)
-            );
-            println!(
-                "| clone made on demand (`test_db::database_copied_now`) | {} | {} | {} | {} | |",
-                self.runs,
-                ms(n.min),
-                ms(n.median),
-                ms(n.p95)
-            );
-            println!(
-                "| fresh database + all migrations (`test_db::fresh_database`) | {} | {} | {} | {} | baseline |",
-                self.runs,
-                ms(f.min),
-                ms(f.median),
-                ms(f.p95)
-            );
-            println!(
-                "| dropping a clone (when the handle drops) | {} | {} | {} | {} | |",
-                self.runs,
-                ms(d.min),
-                ms(d.median),
-                ms(d.p95)
-            );
-            println!(
-                "\nspeed-up over a fresh migration (median): {:.1}× with copies made ahead, {:.1}× on demand",
-                f.median.as_secs_f64() / c.median.as_secs_f64(),
-                f.median.as_secs_f64() / n.median.as_secs_f64()
-            );
-            Ok(())
-        })
+    pub fn run(self, sh: &xshell::Shell) -> Result<()> {
+        let runs = self.runs.to_string();
+        xshell::cmd!(
+            sh,
+            "cargo bench -p test-db --bench test_db -- --runs {runs}"
+        )
+        .run()
+        .context("the test-db bench failed")
     }
 }

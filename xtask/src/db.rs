@@ -6,72 +6,57 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use migration_deps::extensions;
-use pg_embedded::Cluster;
+use pg_server::{DockerStatus, Server};
 use sqlx::{Connection, PgConnection};
-use test_db::{DockerServer, DockerStatus};
 use xshell::Shell;
 
 use crate::profiles::Profile;
 use crate::workspace::Workspace;
+
+pub use pg_server::redact;
 
 /// Makes sure `sqlx` (sqlx-cli) of the pinned version is on PATH, installing it if needed.
 pub fn ensure_sqlx_cli(sh: &Shell) -> Result<()> {
     crate::tools::ensure(sh, "sqlx-cli")
 }
 
-/// Where the profiles are proven.
-enum Server {
-    Embedded(Cluster),
-    Url(String),
-    /// A testcontainers PostgreSQL with pgvector, for profiles the embedded server cannot run.
-    Docker(Box<DockerServer>),
+/// The server at `url`, else a throwaway embedded PostgreSQL (installing the server binaries
+/// first when allowed); `why` says what it is for, in the error.
+pub fn server(sh: &Shell, url: Option<&str>, why: &str) -> Result<Server> {
+    let rt = runtime()?;
+    match url {
+        Some(u) => rt
+            .block_on(Server::at_url(u))
+            .with_context(|| format!("cannot use {} for {why}", redact(u))),
+        None => {
+            crate::system::ensure(sh, "postgresql", crate::system::installs())?;
+            rt.block_on(Server::local()).with_context(|| {
+                format!("cannot start the embedded PostgreSQL for {why} (or pass --database-url)")
+            })
+        }
+    }
 }
 
-impl Server {
-    /// The URL of the server's `postgres` database, where databases are created and dropped
-    /// with SQL (the embedded cluster uses its own helpers instead).
-    fn admin_url(&self) -> Option<String> {
-        match self {
-            Server::Embedded(_) => None,
-            Server::Url(u) => Some(u.clone()),
-            Server::Docker(d) => Some(d.url("postgres")),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Server::Embedded(c) => format!("embedded {}", c.binaries().version()),
-            Server::Url(u) => redact(u),
-            Server::Docker(d) => format!("Docker image {} (testcontainers)", d.image()),
-        }
-    }
+/// A runtime for one command's database work (the statements themselves run on pg-server's).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Runs `sqlx migrate run` for every profile on a fresh database: derived profiles first, then
 /// the canonical one; then checks each result.
 pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool) -> Result<()> {
     ensure_sqlx_cli(sh)?;
-    let started = Instant::now();
-    let server = match url {
-        Some(u) => Server::Url(u.to_owned()),
-        None => {
-            crate::system::ensure(sh, "postgresql", crate::system::installs())?;
-            let c = Cluster::start()
-                .context("cannot start the embedded PostgreSQL (or pass --database-url)")?;
-            if !quiet {
-                println!(
-                    "embedded PostgreSQL ({}) on 127.0.0.1:{} started in {:.2} s",
-                    c.binaries().version(),
-                    c.port(),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Server::Embedded(c)
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let server = server(sh, url, "proving the profiles")?;
+    if !quiet && url.is_none() {
+        println!(
+            "embedded PostgreSQL: {}, started in {:.2} s",
+            server.description(),
+            server.startup().as_secs_f64()
+        );
+    }
+    let rt = runtime()?;
     let mut order: Vec<&Profile> = ws.profiles.derived().collect();
     order.push(ws.profiles.canonical());
     let mut summaries = Vec::new();
@@ -83,8 +68,8 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
         };
         // The embedded server lacks an extension this profile needs (no --database-url was
         // given): prove the profile in a container that has it, if Docker can give one.
-        let target = match &server {
-            Server::Embedded(c) => match missing_extension(sh, c, profile)? {
+        let target = match url {
+            None => match rt.block_on(missing_extension(sh, &server, profile))? {
                 Some(ext) => {
                     if docker.is_none() {
                         docker = Some(docker_fallback(&rt, profile, &ext, quiet)?);
@@ -93,7 +78,7 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
                 }
                 None => &server,
             },
-            other => other,
+            Some(_) => &server,
         };
         summaries.push(rt.block_on(prove_one(ws, target, profile, expected, quiet))?);
     }
@@ -104,16 +89,20 @@ pub fn prove_profiles(sh: &Shell, ws: &Workspace, url: Option<&str>, quiet: bool
     Ok(())
 }
 
-/// The first extension `profile` needs that the embedded cluster cannot create (pgvector is
+/// The first extension `profile` needs that the embedded server cannot create (pgvector is
 /// installed first when installs are allowed).
-fn missing_extension(sh: &Shell, cluster: &Cluster, profile: &Profile) -> Result<Option<String>> {
+async fn missing_extension(
+    sh: &Shell,
+    server: &Server,
+    profile: &Profile,
+) -> Result<Option<String>> {
     for ext in &profile.requires_extensions {
-        if cluster.has_extension(ext)? {
+        if server.has_extension(ext).await? {
             continue;
         }
         if ext == "vector" && crate::system::installs() == crate::system::Installs::Allowed {
             match crate::system::ensure(sh, "pgvector", crate::system::Installs::Allowed) {
-                Ok(()) if cluster.has_extension(ext)? => continue,
+                Ok(()) if server.has_extension(ext).await? => continue,
                 Ok(()) => {}
                 Err(e) => eprintln!("note: {e:#}"),
             }
@@ -126,12 +115,12 @@ fn missing_extension(sh: &Shell, cluster: &Cluster, profile: &Profile) -> Result
 /// Images that may hold pgvector, in order: `DATASTORAGE_TEST_IMAGE` when set, the image
 /// `cargo xtask pg-image` builds, `pgvector/pgvector:pg16`.
 fn fallback_images() -> Vec<String> {
-    let mut images: Vec<String> = std::env::var(test_db::IMAGE_ENV)
+    let mut images: Vec<String> = std::env::var(pg_server::IMAGE_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty())
         .into_iter()
         .collect();
-    for image in [test_db::LOCAL_IMAGE, test_db::DEFAULT_IMAGE] {
+    for image in [pg_server::LOCAL_IMAGE, pg_server::DEFAULT_IMAGE] {
         if !images.iter().any(|i| i == image) {
             images.push(image.to_owned());
         }
@@ -149,23 +138,21 @@ fn docker_fallback(
 ) -> Result<Server> {
     let mut tried = Vec::new();
     for image in fallback_images() {
-        let status = rt.block_on(test_db::docker_status(&image));
+        let status = rt.block_on(pg_server::docker_status(&image));
         match status {
             DockerStatus::Ready => {
-                let start = Instant::now();
-                let d = rt.block_on(DockerServer::start(&image)).with_context(|| {
+                let d = rt.block_on(Server::docker(&image)).with_context(|| {
                     format!("profile {}: starting a container of {image}", profile.name)
                 })?;
                 if !quiet {
                     println!(
-                        "profile {}: the embedded PostgreSQL has no `{ext}`; using Docker image {image} \
-                         (testcontainers) on 127.0.0.1:{}, started in {:.2} s",
+                        "profile {}: the embedded PostgreSQL has no `{ext}`; using {}, started in {:.2} s",
                         profile.name,
-                        d.port(),
-                        start.elapsed().as_secs_f64()
+                        d.description(),
+                        d.startup().as_secs_f64()
                     );
                 }
-                return Ok(Server::Docker(Box::new(d)));
+                return Ok(d);
             }
             DockerStatus::Unreachable(_) => {
                 tried.push(status.describe(&image));
@@ -199,30 +186,11 @@ async fn prove_one(
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
         std::process::id()
     );
-    let admin_url = server.admin_url();
-    let url = match (server, &admin_url) {
-        (Server::Embedded(c), _) => c.create_database(&db)?,
-        (_, Some(u)) => {
-            let mut conn = PgConnection::connect(u)
-                .await
-                .with_context(|| format!("cannot connect to {}", redact(u)))?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await?;
-            with_database(u, &db)?
-        }
-        (_, None) => unreachable!("only the embedded server has no admin URL"),
-    };
+    let url = server.create_database(&db).await?;
     let result = async {
         let mut conn = PgConnection::connect(&url).await?;
         for ext in &profile.requires_extensions {
-            let available: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_available_extensions WHERE name = $1")
-                    .bind(ext)
-                    .fetch_one(&mut conn)
-                    .await?;
-            if available == 0 {
+            if !server.has_extension(ext).await? {
                 bail!(
                     "profile {} needs the PostgreSQL extension `{ext}`, which this server does not have.\n  \
                      Either install it for the local server (`cargo xtask tools install pgvector` builds pgvector for Debian's PostgreSQL), \
@@ -312,59 +280,12 @@ async fn prove_one(
             "profile {}: {applied} migrations applied in {:.2} s on a fresh database of {}{}{}",
             profile.name,
             elapsed.as_secs_f64(),
-            server.describe(),
+            server.description(),
             if notes.is_empty() { "" } else { "; " },
             notes.join("; ")
         ))
     }
     .await;
-    if let Some(u) = &admin_url
-        && let Ok(mut conn) = PgConnection::connect(u).await
-    {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
+    let _ = server.drop_database(&db).await;
     result
-}
-
-/// The same URL with another database name.
-fn with_database(url: &str, db: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").context("database URL without `://`")? + 3;
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    Ok(out)
-}
-
-pub use test_db::redact;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn swaps_database_in_url() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/app?sslmode=disable", "x").unwrap(),
-            "postgres://u:p@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h", "x").unwrap(),
-            "postgres://h/x"
-        );
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-    }
 }

@@ -5,7 +5,7 @@
 //! installed into it, pgvector is built inside it from Debian trixie's `pgvector` source
 //! package against `postgresql-server-dev-15` (the build dependencies are purged afterwards),
 //! the entrypoint `docker/postgres-pgvector/entrypoint.sh` is added, and the folder becomes an
-//! image with `docker import`. The image is then started once to check that it prints the
+//! image through the Docker API's import (bollard, as `docker import` does). The image is then started once to check that it prints the
 //! ready lines testcontainers' Postgres module waits for and that `CREATE EXTENSION vector`
 //! works. The Debian mirror is the one of this machine's apt configuration.
 
@@ -18,6 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use pg_server::bollard::Docker;
+use pg_server::bollard::container::LogOutput;
+use pg_server::bollard::errors::Error as BollardError;
+use pg_server::bollard::exec::StartExecResults;
+use pg_server::bollard::models::{ContainerCreateBody, ExecConfig};
+use pg_server::bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptionsBuilder, InspectContainerOptions, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptions, StartContainerOptions,
+};
 
 /// The Debian release the image is made of.
 const SUITE: &str = "bookworm";
@@ -39,7 +49,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 #[derive(Debug, clap::Args)]
 pub struct PgImage {
     /// The image tag to build.
-    #[arg(long, default_value = test_db::LOCAL_IMAGE)]
+    #[arg(long, default_value = pg_server::LOCAL_IMAGE)]
     pub tag: String,
     /// Build even when the tag already exists (the old image is replaced).
     #[arg(long)]
@@ -53,8 +63,9 @@ impl PgImage {
         let mut p = Progress::new();
 
         p.step("checking Docker and the build tools");
-        let server = docker_server_version()?;
-        let old = image_id(&self.tag)?;
+        let engine = Engine::connect()?;
+        let server = engine.version()?;
+        let old = engine.image_id(&self.tag)?;
         if let Some(id) = &old
             && !self.force
         {
@@ -87,7 +98,7 @@ impl PgImage {
             log: work.path().join("build.log"),
             proc_mounted: false,
         };
-        let result = build.run(&mut p, &debootstrap, &mirror, &self.tag);
+        let result = build.run(&mut p, &engine, &debootstrap, &mirror, &self.tag);
         if let Err(e) = build.unmount() {
             // Never delete through a mount: leave the work folder for the user.
             let _ = work.keep();
@@ -97,25 +108,21 @@ impl PgImage {
         result?;
 
         if let Some(old) = old
-            && image_id(&self.tag)?.as_deref() != Some(old.as_str())
+            && engine.image_id(&self.tag)?.as_deref() != Some(old.as_str())
         {
             // The tag moved to the new image; the old one is left untagged. Remove it unless
             // a container still uses it.
-            let _ = Command::new("docker")
-                .args(["image", "rm", &old])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = engine.remove_image(&old);
         }
 
         p.step("starting the image once (ready lines, CREATE EXTENSION vector)");
-        let (startup, version) = smoke_test(&self.tag)?;
+        let (startup, version) = smoke_test(&engine, &self.tag)?;
         p.done(&format!(
             "ready in {:.1} s; pgvector {version}",
             startup.as_secs_f64()
         ));
 
-        let size = image_size(&self.tag)?;
+        let size = engine.image_size(&self.tag)?;
         println!(
             "\nbuilt {} in {:.0} s: PostgreSQL {PG_MAJOR} + pgvector {PGVECTOR_VERSION}, {:.0} MB",
             self.tag,
@@ -138,7 +145,14 @@ struct Build {
 }
 
 impl Build {
-    fn run(&mut self, p: &mut Progress, debootstrap: &Path, mirror: &str, tag: &str) -> Result<()> {
+    fn run(
+        &mut self,
+        p: &mut Progress,
+        engine: &Engine,
+        debootstrap: &Path,
+        mirror: &str,
+        tag: &str,
+    ) -> Result<()> {
         let root = self.root.clone();
 
         p.step(&format!("debootstrap --variant=minbase {SUITE}"));
@@ -173,9 +187,9 @@ impl Build {
         self.unmount()?;
         p.done(&du(&root));
 
-        p.step(&format!("docker import → {tag}"));
-        self.import(tag)?;
-        p.done(&format!("{:.0} MB", image_size(tag)? as f64 / 1e6));
+        p.step(&format!("importing the root file system → {tag}"));
+        self.import(engine, tag)?;
+        p.done(&format!("{:.0} MB", engine.image_size(tag)? as f64 / 1e6));
         Ok(())
     }
 
@@ -382,25 +396,16 @@ impl Build {
         ))
     }
 
-    fn import(&mut self, tag: &str) -> Result<()> {
+    fn import(&mut self, engine: &Engine, tag: &str) -> Result<()> {
         let log = fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(&self.log)?;
-        let mut tar = Command::new("tar")
-            .args(["--numeric-owner", "-C"])
-            .arg(&self.root)
-            .args(["-cf", "-", "."])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("cannot run tar")?;
-        let stdout = tar.stdout.take().expect("piped");
         let entrypoint_sha = {
             use sha2::{Digest as _, Sha256};
             hex::encode(Sha256::digest(ENTRYPOINT.as_bytes()))
         };
-        let changes = [
+        let changes = vec![
             "ENTRYPOINT [\"docker-entrypoint.sh\"]".to_owned(),
             "CMD [\"postgres\"]".to_owned(),
             format!("ENV PATH={IMAGE_PATH}"),
@@ -413,31 +418,14 @@ impl Build {
             format!("LABEL datastorage.pgvector.version={PGVECTOR_VERSION}"),
             format!("LABEL datastorage.entrypoint.sha256={entrypoint_sha}"),
         ];
-        let mut import = Command::new("docker");
-        import.arg("import");
-        for c in &changes {
-            import.arg("--change").arg(c);
-        }
-        let out = import
-            .args(["--message", "cargo xtask pg-image", "-", tag])
-            .stdin(stdout)
-            .output()
-            .context("cannot run docker import")?;
-        let tar_status = tar.wait()?;
-        if !out.status.success() {
-            bail!(
-                "docker import failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        if !tar_status.success() {
-            bail!(
-                "tar of the root file system failed ({tar_status}); see {}",
-                self.log.display()
-            );
-        }
-        Ok(())
+        engine
+            .import(&self.root, log, tag, changes)
+            .with_context(|| {
+                format!(
+                    "importing the root file system as {tag} (tar's messages: {})",
+                    self.log.display()
+                )
+            })
     }
 
     /// Runs a program inside the chroot with a clean environment.
@@ -536,51 +524,22 @@ impl Build {
 
 /// Starts the image like testcontainers does (`-c fsync=off`), waits for the ready line on
 /// stdout (temporary server) and on stderr (the real one), and creates the extension.
-fn smoke_test(tag: &str) -> Result<(Duration, String)> {
-    let out = Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "-e",
-            "POSTGRES_PASSWORD=smoke-test",
-            tag,
-            "-c",
-            "fsync=off",
-        ])
-        .output()
-        .context("cannot run docker run")?;
-    if !out.status.success() {
-        bail!(
-            "docker run {tag} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    struct Remove(String);
-    impl Drop for Remove {
+fn smoke_test(engine: &Engine, tag: &str) -> Result<(Duration, String)> {
+    let id = engine.run_detached(tag, &["POSTGRES_PASSWORD=smoke-test"], &["-c", "fsync=off"])?;
+    struct Remove<'a>(&'a Engine, String);
+    impl Drop for Remove<'_> {
         fn drop(&mut self) {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v", &self.0])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = self.0.remove_container(&self.1);
         }
     }
-    let _guard = Remove(id.clone());
+    let _guard = Remove(engine, id.clone());
     let start = Instant::now();
     loop {
-        let logs = Command::new("docker").args(["logs", &id]).output()?;
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&logs.stdout),
-            String::from_utf8_lossy(&logs.stderr),
-        );
+        let (stdout, stderr) = engine.logs(&id)?;
         if stdout.contains(READY_LINE) && stderr.contains(READY_LINE) {
             break;
         }
-        let running = Command::new("docker")
-            .args(["inspect", "-f", "{{.State.Running}}", &id])
-            .output()?;
-        if String::from_utf8_lossy(&running.stdout).trim() != "true" {
+        if !engine.running(&id)? {
             bail!("the container of {tag} exited during startup; its output:\n{stdout}{stderr}");
         }
         if start.elapsed() > Duration::from_secs(90) {
@@ -592,10 +551,9 @@ fn smoke_test(tag: &str) -> Result<(Duration, String)> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let startup = start.elapsed();
-    let out = Command::new("docker")
-        .args([
-            "exec",
-            &id,
+    let (ok, stdout, stderr) = engine.exec(
+        &id,
+        &[
             "psql",
             "-X",
             "-q",
@@ -605,81 +563,276 @@ fn smoke_test(tag: &str) -> Result<(Duration, String)> {
             "postgres",
             "-v",
             "ON_ERROR_STOP=1",
-        ])
-        .args([
             "-c",
             "CREATE EXTENSION vector",
             "-c",
             "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "CREATE EXTENSION vector failed in the image:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ],
+    )?;
+    if !ok {
+        bail!("CREATE EXTENSION vector failed in the image:\n{stderr}");
     }
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let version = stdout.trim().to_owned();
     if version != PGVECTOR_VERSION {
         bail!("the image has pgvector {version:?}, expected {PGVECTOR_VERSION}");
     }
     Ok((startup, version))
 }
 
-/// The Docker server's version; a clear error when the CLI is missing or nobody answers.
-fn docker_server_version() -> Result<String> {
-    let mut child = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot run the docker CLI ({e}); pg-image needs a Docker engine and its CLI (`docker import`)"
-            )
-        })?;
-    let start = Instant::now();
-    while child.try_wait()?.is_none() {
-        if start.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "Docker does not answer within 15 s; start the Docker engine (or check DOCKER_HOST)"
-            );
+/// The Docker engine, through bollard (the client testcontainers uses), each call within a
+/// time limit.
+struct Engine {
+    docker: Docker,
+    rt: tokio::runtime::Runtime,
+}
+
+/// Every call but the import (which streams the whole root file system).
+const ENGINE_LIMIT: Duration = Duration::from_secs(15);
+const IMPORT_LIMIT: Duration = Duration::from_secs(600);
+
+impl Engine {
+    fn connect() -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let docker = {
+            let _guard = rt.enter();
+            Docker::connect_with_defaults().map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach Docker ({e}); pg-image needs a Docker engine: start it (e.g. `systemctl start docker`) or set DOCKER_HOST"
+                )
+            })?
+        };
+        Ok(Engine { docker, rt })
+    }
+
+    /// Runs one call within `limit`.
+    fn call<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        limit: Duration,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T> {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(limit, fut).await })
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => bail!("Docker: {what}: {e}"),
+            Err(_) => bail!(
+                "Docker does not answer ({what}) within {} s; check the engine (or DOCKER_HOST)",
+                limit.as_secs()
+            ),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output()?;
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || version.is_empty() {
-        bail!(
-            "Docker does not answer: {}\n  start the Docker engine (e.g. `systemctl start docker`) or set DOCKER_HOST",
-            String::from_utf8_lossy(&out.stderr).trim()
+
+    /// The engine's version; a clear error when nobody answers.
+    fn version(&self) -> Result<String> {
+        let v = self
+            .call("version", ENGINE_LIMIT, self.docker.version())
+            .context("pg-image needs a running Docker engine: start it (e.g. `systemctl start docker`) or set DOCKER_HOST")?;
+        Ok(v.version.unwrap_or_else(|| "(unknown version)".to_owned()))
+    }
+
+    /// The id of the image `tag`, if it exists.
+    fn image_id(&self, tag: &str) -> Result<Option<String>> {
+        let inspected = self.rt.block_on(async {
+            tokio::time::timeout(ENGINE_LIMIT, self.docker.inspect_image(tag)).await
+        });
+        match inspected {
+            Ok(Ok(image)) => Ok(image.id),
+            Ok(Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            })) => Ok(None),
+            Ok(Err(e)) => bail!("Docker: inspecting image {tag}: {e}"),
+            Err(_) => bail!(
+                "Docker does not answer (inspecting image {tag}) within {} s",
+                ENGINE_LIMIT.as_secs()
+            ),
+        }
+    }
+
+    fn image_size(&self, tag: &str) -> Result<u64> {
+        let image = self.call(
+            &format!("inspecting image {tag}"),
+            ENGINE_LIMIT,
+            self.docker.inspect_image(tag),
+        )?;
+        image
+            .size
+            .and_then(|s| u64::try_from(s).ok())
+            .with_context(|| format!("cannot read the size of image {tag}"))
+    }
+
+    fn remove_image(&self, id: &str) -> Result<()> {
+        self.call(
+            &format!("removing image {id}"),
+            ENGINE_LIMIT,
+            self.docker
+                .remove_image(id, None::<RemoveImageOptions>, None),
+        )
+        .map(drop)
+    }
+
+    /// `tar` of `root` streamed into the engine's image import (`docker import -`), with
+    /// Dockerfile `changes`; tar's messages go to `log`.
+    fn import(&self, root: &Path, log: fs::File, tag: &str, changes: Vec<String>) -> Result<()> {
+        let (repo, tag_part) = pg_server::split_image(tag);
+        self.rt.block_on(async {
+            let mut tar = tokio::process::Command::new("tar")
+                .args(["--numeric-owner", "-C"])
+                .arg(root)
+                .args(["-cf", "-", "."])
+                .stdout(Stdio::piped())
+                .stderr(log)
+                .spawn()
+                .context("cannot run tar")?;
+            let stdout = tar.stdout.take().expect("piped");
+            let options = CreateImageOptionsBuilder::new()
+                .from_src("-")
+                .repo(repo)
+                .tag(tag_part)
+                .message("cargo xtask pg-image")
+                .changes(changes)
+                .build();
+            let body =
+                pg_server::bollard::body_try_stream(tokio_util::io::ReaderStream::new(stdout));
+            let imported = tokio::time::timeout(IMPORT_LIMIT, async {
+                let mut progress = self.docker.create_image(Some(options), Some(body), None);
+                while let Some(item) = progress.next().await {
+                    item?;
+                }
+                Ok::<(), BollardError>(())
+            })
+            .await;
+            let tar_status = tar.wait().await?;
+            match imported {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("the import failed: {e}"),
+                Err(_) => bail!(
+                    "the import did not finish within {} s",
+                    IMPORT_LIMIT.as_secs()
+                ),
+            }
+            if !tar_status.success() {
+                bail!("tar of the root file system failed ({tar_status})");
+            }
+            Ok(())
+        })
+    }
+
+    /// Creates and starts a container of `image` with `env` and `cmd`; returns its id.
+    fn run_detached(&self, image: &str, env: &[&str], cmd: &[&str]) -> Result<String> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(env.iter().map(|s| (*s).to_owned()).collect()),
+            cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
+            ..Default::default()
+        };
+        let created = self.call(
+            &format!("creating a container of {image}"),
+            ENGINE_LIMIT,
+            self.docker
+                .create_container(None::<CreateContainerOptions>, body),
+        )?;
+        let started = self.call(
+            &format!("starting a container of {image}"),
+            ENGINE_LIMIT,
+            self.docker
+                .start_container(&created.id, None::<StartContainerOptions>),
         );
+        if let Err(e) = started {
+            let _ = self.remove_container(&created.id);
+            return Err(e);
+        }
+        Ok(created.id)
     }
-    Ok(version)
+
+    /// Everything the container wrote so far, as (stdout, stderr).
+    fn logs(&self, id: &str) -> Result<(String, String)> {
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+        let chunks: Vec<LogOutput> = self.call(
+            "reading a container's output",
+            ENGINE_LIMIT,
+            self.docker.logs(id, Some(options)).try_collect::<Vec<_>>(),
+        )?;
+        Ok(split_output(chunks))
+    }
+
+    fn running(&self, id: &str) -> Result<bool> {
+        let c = self.call(
+            "inspecting a container",
+            ENGINE_LIMIT,
+            self.docker
+                .inspect_container(id, None::<InspectContainerOptions>),
+        )?;
+        Ok(c.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
+    /// Runs `cmd` in the container; returns (exit code 0, stdout, stderr).
+    fn exec(&self, id: &str, cmd: &[&str]) -> Result<(bool, String, String)> {
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
+            ..Default::default()
+        };
+        let exec = self.call(
+            "creating an exec",
+            ENGINE_LIMIT,
+            self.docker.create_exec(id, config),
+        )?;
+        let started = self.call(
+            "starting an exec",
+            ENGINE_LIMIT,
+            self.docker.start_exec(&exec.id, None),
+        )?;
+        let chunks = match started {
+            StartExecResults::Attached { output, .. } => self.call(
+                "reading an exec's output",
+                ENGINE_LIMIT,
+                output.try_collect::<Vec<_>>(),
+            )?,
+            StartExecResults::Detached => Vec::new(),
+        };
+        let inspected = self.call(
+            "inspecting an exec",
+            ENGINE_LIMIT,
+            self.docker.inspect_exec(&exec.id),
+        )?;
+        let (stdout, stderr) = split_output(chunks);
+        Ok((inspected.exit_code == Some(0), stdout, stderr))
+    }
+
+    fn remove_container(&self, id: &str) -> Result<()> {
+        self.call(
+            "removing a container",
+            ENGINE_LIMIT,
+            self.docker.remove_container(
+                id,
+                Some(
+                    RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            ),
+        )
+    }
 }
 
-/// The id of the image `tag`, if it exists.
-fn image_id(tag: &str) -> Result<Option<String>> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", tag])
-        .output()
-        .context("cannot run docker image inspect")?;
-    Ok(out
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
-}
-
-fn image_size(tag: &str) -> Result<u64> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Size}}", tag])
-        .output()?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .with_context(|| format!("cannot read the size of image {tag}"))
+fn split_output(chunks: Vec<LogOutput>) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    for c in chunks {
+        match c {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                out.push_str(&String::from_utf8_lossy(&message))
+            }
+            LogOutput::StdErr { message } => err.push_str(&String::from_utf8_lossy(&message)),
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    (out, err)
 }
 
 fn short_id(id: &str) -> &str {

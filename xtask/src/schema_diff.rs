@@ -4,9 +4,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use pg_embedded::Cluster;
 use pg_schema::Fingerprint;
-use sqlx::migrate::Migrator;
+use pg_server::{Migrations, Server};
 use sqlx::{Connection, PgConnection};
 
 use crate::db::redact;
@@ -29,7 +28,7 @@ enum Source {
 }
 
 impl SchemaDiff {
-    pub fn run(self) -> Result<()> {
+    pub fn run(self, sh: &xshell::Shell) -> Result<()> {
         let root = crate::project_root();
         let mut profiles: Option<Profiles> = None;
         let mut source = |arg: &str| -> Result<Source> {
@@ -52,19 +51,18 @@ impl SchemaDiff {
             })
         };
         let sources = [source(&self.a)?, source(&self.b)?];
-        let cluster = if sources.iter().any(|s| matches!(s, Source::Profile(_))) {
-            Some(Cluster::start().context(
-                "cannot start the embedded PostgreSQL a profile is migrated on (or compare database URLs instead)",
-            )?)
+        let server = if sources.iter().any(|s| matches!(s, Source::Profile(_))) {
+            Some(
+                crate::db::server(sh, None, "migrating a profile")
+                    .context("compare database URLs instead")?,
+            )
         } else {
             None
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = crate::db::runtime()?;
         let mut read = Vec::new();
         for (side, s) in ["a", "b"].into_iter().zip(&sources) {
-            read.push(rt.block_on(fingerprint(&root, cluster.as_ref(), side, s))?);
+            read.push(rt.block_on(fingerprint(&root, server.as_ref(), side, s))?);
         }
         let [(label_a, fa), (label_b, fb)]: [(String, Fingerprint); 2] =
             read.try_into().expect("two sides");
@@ -84,7 +82,7 @@ impl SchemaDiff {
 /// Reads one side's schema; returns its label and fingerprint.
 async fn fingerprint(
     root: &Path,
-    cluster: Option<&Cluster>,
+    server: Option<&Server>,
     side: &str,
     source: &Source,
 ) -> Result<(String, Fingerprint)> {
@@ -100,32 +98,30 @@ async fn fingerprint(
             Ok((redact(url), fp))
         }
         Source::Profile(profile) => {
-            let cluster = cluster.expect("started for profiles");
+            let server = server.expect("started for profiles");
             for ext in &profile.requires_extensions {
-                if !cluster.has_extension(ext)? {
+                if !server.has_extension(ext).await? {
                     bail!(
                         "profile {} needs the PostgreSQL extension `{ext}`, which the local PostgreSQL ({}) does not have: \
                          install it (`cargo xtask tools install pgvector` builds pgvector for Debian's PostgreSQL), \
                          or compare against a database URL on a server that has it",
                         profile.name,
-                        cluster.binaries().version()
+                        server.description()
                     );
                 }
             }
-            let db = format!("schema_diff_{side}");
-            let url = cluster.create_database(&db)?;
-            let dir = root.join(&profile.dir);
-            let migrator = Migrator::new(dir.as_path())
+            let migrations = Migrations::read(&profile.name, &root.join(&profile.dir)).await?;
+            let url = server
+                .migrated_database(&format!("schema_diff_{side}"), &migrations)
                 .await
-                .with_context(|| format!("cannot read {}/", profile.dir.display()))?;
+                .with_context(|| {
+                    format!(
+                        "migrating a fresh database with profile {} ({}/) failed",
+                        profile.name,
+                        profile.dir.display()
+                    )
+                })?;
             let mut conn = PgConnection::connect(&url).await?;
-            migrator.run(&mut conn).await.with_context(|| {
-                format!(
-                    "migrating a fresh database with profile {} ({}/) failed",
-                    profile.name,
-                    profile.dir.display()
-                )
-            })?;
             let fp = Fingerprint::read(&mut conn).await?;
             let _ = conn.close().await;
             Ok((

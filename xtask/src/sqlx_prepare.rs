@@ -7,7 +7,7 @@
 //! own.
 
 use anyhow::{Context, Result};
-use pg_embedded::Cluster;
+use pg_server::Migrations;
 use xshell::{Shell, cmd};
 
 use crate::db::{ensure_sqlx_cli, redact};
@@ -26,37 +26,42 @@ pub struct SqlxPrepare {
 
 impl SqlxPrepare {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        ensure_sqlx_cli(sh)?;
+        ensure_sqlx_cli(sh)?; // `cargo sqlx prepare`
         let root = crate::project_root();
         let profiles = Profiles::load(&root)?;
         let profile = profiles
             .get(&profiles.test_profile)
             .context("the test profile named in migrations/profiles.toml does not exist")?;
         let source = root.join(&profile.dir);
-        let mut _cluster = None;
-        let url = match self.database_url {
-            Some(url) => url,
+        let rt = crate::db::runtime()?;
+        let migrations = rt.block_on(Migrations::read(&profile.name, &source))?;
+        // A database of its own on the embedded server, or the given one, migrated the same way.
+        let (_server, url) = match self.database_url {
+            Some(url) => {
+                eprintln!(
+                    "migrating {} with profile {} ({})",
+                    redact(&url),
+                    profile.name,
+                    profile.dir.display()
+                );
+                rt.block_on(migrations.apply_to(&url))
+                    .context("migrating the query-check database failed")?;
+                (None, url)
+            }
             None => {
-                let cluster = Cluster::start().context("cannot start the embedded PostgreSQL")?;
-                let url = cluster.create_database("sqlx_prepare")?;
-                _cluster = Some(cluster);
-                url
+                let server = crate::db::server(sh, None, "checking the queries")?;
+                eprintln!(
+                    "migrating a fresh database of {} with profile {} ({})",
+                    server.description(),
+                    profile.name,
+                    profile.dir.display()
+                );
+                let url = rt
+                    .block_on(server.migrated_database("sqlx_prepare", &migrations))
+                    .context("migrating the query-check database failed")?;
+                (Some(server), url)
             }
         };
-        eprintln!(
-            "migrating {} with profile {} ({})",
-            redact(&url),
-            profile.name,
-            profile.dir.display()
-        );
-        cmd!(
-            sh,
-            "sqlx migrate run --source {source} --database-url {url}"
-        )
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .context("migrating the query-check database failed")?;
         let check = self.check.then_some("--check");
         let result = cmd!(sh, "cargo sqlx prepare --workspace {check...}")
             .env("DATABASE_URL", &url)

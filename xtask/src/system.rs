@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
-/// Set (to anything but `0`) to refuse every install and print the command instead.
-pub const NO_INSTALL_ENV: &str = "DATASTORAGE_NO_INSTALL";
+pub use xtask_boot::NO_INSTALL_ENV;
 /// The Debian suite pgvector's source package comes from (it packages 0.8.0).
 const PGVECTOR_SUITE: &str = "trixie";
 const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -35,8 +34,7 @@ pub fn refuse_installs() {
 
 /// Whether this process may install what is missing.
 pub fn installs() -> Installs {
-    let env = std::env::var(NO_INSTALL_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-    if env || REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+    if xtask_boot::refused_by_env() || REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
         Installs::Refused
     } else {
         Installs::Allowed
@@ -44,11 +42,16 @@ pub fn installs() -> Installs {
 }
 
 /// The machine's prerequisites, by the name `cargo xtask tools install` knows them.
-pub const PREREQUISITES: &[&str] = &["postgresql", "pgvector", "debootstrap"];
+pub const PREREQUISITES: &[&str] = &["libclang", "postgresql", "pgvector", "debootstrap"];
 
 /// Makes sure the named prerequisite is present, installing it when allowed.
 pub fn ensure(sh: &Shell, name: &str, installs: Installs) -> Result<()> {
     match name {
+        // Already there when xtask runs (`cargo xtask` installs it before building xtask);
+        // listed so that `tools install` and `tools list` know every prerequisite.
+        "libclang" => xtask_boot::ensure_libclang(installs == Installs::Refused)
+            .map(drop)
+            .map_err(anyhow::Error::msg),
         "postgresql" => ensure_postgresql(sh, installs).map(drop),
         "pgvector" => ensure_pgvector(sh, installs),
         "debootstrap" => ensure_package(sh, installs, "debootstrap", "debootstrap", || {
@@ -64,6 +67,10 @@ pub fn ensure(sh: &Shell, name: &str, installs: Installs) -> Result<()> {
 /// What is present now, for `tools list`.
 pub fn describe(name: &str) -> String {
     match name {
+        "libclang" => match xtask_boot::libclang() {
+            Some(p) => p.display().to_string(),
+            None => "not installed".to_owned(),
+        },
         "postgresql" => match pg_embedded::PgBinaries::discover() {
             Ok(b) => format!("{} ({})", b.version(), b.bindir().display()),
             Err(_) => "not installed".to_owned(),
@@ -119,55 +126,19 @@ fn ensure_package(
 }
 
 /// `apt-get update` + `apt-get install` of `packages`, announced; or the refusal.
-fn apt_install(sh: &Shell, installs: Installs, what: &str, packages: &[&str]) -> Result<()> {
-    let sudo = root_prefix();
-    let command = format!(
-        "{sudo}apt-get update && {sudo}apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    );
-    if which::which("apt-get").is_err() {
-        bail!(
-            "{what} missing: install {} with your system's package manager (this machine has no apt-get)",
-            packages.join(", ")
-        );
-    }
-    if installs == Installs::Refused {
-        bail!(
-            "{what} missing, and installs are off (--no-install or {NO_INSTALL_ENV}): run `{command}`"
-        );
-    }
-    if sudo.is_empty() && !nix::unistd::geteuid().is_root() {
-        bail!("{what} missing: run `{command}` as root (no sudo on this machine)");
-    }
-    eprintln!("note: {what} missing; installing: {command}");
-    as_root(sh, "apt-get")
-        .args(["update", "-qq"])
-        .run()
-        .context("`apt-get update` failed")?;
-    as_root(sh, "apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(packages)
-        .run()
-        .with_context(|| format!("`apt-get install {}` failed", packages.join(" ")))?;
-    Ok(())
+fn apt_install(_sh: &Shell, installs: Installs, what: &str, packages: &[&str]) -> Result<()> {
+    xtask_boot::apt_install(what, packages, installs == Installs::Refused)
+        .map_err(anyhow::Error::msg)
 }
+
+use xtask_boot::root_prefix;
 
 /// `program` run as root: directly when this process is root, else through sudo.
 fn as_root<'a>(sh: &'a Shell, program: &str) -> xshell::Cmd<'a> {
     if root_prefix().is_empty() {
         cmd!(sh, "{program}")
     } else {
-        cmd!(sh, "sudo --preserve-env=DEBIAN_FRONTEND {program}")
-    }
-}
-
-/// `""` as root, `"sudo "` when sudo is there, else `""` (the caller says root is needed).
-fn root_prefix() -> &'static str {
-    if nix::unistd::geteuid().is_root() || which::which("sudo").is_err() {
-        ""
-    } else {
-        "sudo "
+        cmd!(sh, "sudo {program}")
     }
 }
 
@@ -325,6 +296,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no prerequisite `postgis`"), "{err}");
-        assert!(err.contains("postgresql, pgvector, debootstrap"), "{err}");
+        assert!(
+            err.contains("libclang, postgresql, pgvector, debootstrap"),
+            "{err}"
+        );
     }
 }

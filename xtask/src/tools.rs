@@ -170,7 +170,7 @@ impl Tools {
         match self {
             Tools::Install { names } => {
                 let names: Vec<String> = if names.is_empty() {
-                    ["postgresql", "pgvector"]
+                    ["libclang", "postgresql", "pgvector"]
                         .into_iter()
                         .map(str::to_owned)
                         .chain(pinned()?.into_iter().map(|t| t.name))

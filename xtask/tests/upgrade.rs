@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pg_embedded::Cluster;
 use pg_schema::applied::{self, AppliedMigration};
 use pg_schema::{Fingerprint, profile_guard};
+use pg_server::{Migrations, Server};
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -32,36 +32,44 @@ const BRIDGE_010: &str = concat!(
 /// The versions the v1.0 profile leaves out, applied by the upgrade.
 const EXCLUDED: [i64; 5] = [5, 7, 8, 9, 16];
 
-/// A cluster with two templates: `tpl_v1` (migrated with the v1.0 profile) and `tpl_full`.
+/// A local server with two templates: `tpl_v1` (migrated with the v1.0 profile) and
+/// `tpl_full`.
 struct Env {
-    cluster: Cluster,
+    server: Server,
 }
 
 impl Env {
     async fn new() -> Self {
-        let cluster = Cluster::start().expect("start PostgreSQL");
+        let server = Server::local().await.expect("start PostgreSQL");
         assert!(
-            cluster.has_extension("vector").unwrap(),
+            server.has_extension("vector").await.unwrap(),
             "pgvector is not installed for the local PostgreSQL: run `cargo xtask tools install pgvector`"
         );
-        for (name, dir) in [("tpl_v1", V1.as_str()), ("tpl_full", FULL)] {
-            let url = cluster.create_database(name).unwrap();
-            let mut conn = connect(&url).await;
-            migrator(dir).await.run(&mut conn).await.expect("migrate");
-            conn.close().await.unwrap();
+        for (name, profile, dir) in [("tpl_v1", "v1.0", V1.as_str()), ("tpl_full", "full", FULL)] {
+            let migrations = Migrations::read(profile, Path::new(dir))
+                .await
+                .expect("read migrations");
+            server
+                .migrated_database(name, &migrations)
+                .await
+                .expect("migrate");
         }
-        Self { cluster }
+        Self { server }
     }
 
     /// A copy of a template.
-    fn copy(&self, name: &str, template: &str) -> String {
-        self.cluster
-            .create_database_from_template(name, template)
-            .expect("copy template")
+    async fn copy(&self, name: &str, template: &str) -> String {
+        self.server
+            .execute(format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
+            .await
+            .expect("copy template");
+        self.server.url(name)
     }
 
-    fn v1(&self, name: &str) -> String {
-        self.copy(name, "tpl_v1")
+    async fn v1(&self, name: &str) -> String {
+        self.copy(name, "tpl_v1").await
     }
 }
 
@@ -182,8 +190,8 @@ SELECT jsonb_build_object(
 #[tokio::test]
 async fn upgrade_makes_a_v1_database_a_full_one_and_keeps_its_rows() {
     let env = Env::new().await;
-    let url = env.v1("upgraded");
-    let full_url = env.copy("fresh_full", "tpl_full");
+    let url = env.v1("upgraded").await;
+    let full_url = env.copy("fresh_full", "tpl_full").await;
     exec(&url, SAMPLE_ROWS).await;
     let rows_before = query_text(&url, SAMPLE_QUERY).await;
     assert!(
@@ -286,7 +294,7 @@ async fn upgrade_makes_a_v1_database_a_full_one_and_keeps_its_rows() {
 #[tokio::test]
 async fn dry_run_prints_the_plan_and_changes_nothing() {
     let env = Env::new().await;
-    let url = env.v1("dry");
+    let url = env.v1("dry").await;
     exec(&url, SAMPLE_ROWS).await;
     let before = snapshot(&url).await;
     let rows_before = query_text(&url, SAMPLE_QUERY).await;
@@ -349,7 +357,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     let env = Env::new().await;
 
     // Never migrated with sqlx.
-    let url = env.cluster.create_database("empty").unwrap();
+    let url = env.server.create_database("empty").await.unwrap();
     refused(
         &url,
         "database `empty`: no _sqlx_migrations table: the database was never migrated with sqlx",
@@ -357,7 +365,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
 
     // A migration that failed.
-    let url = env.v1("failed");
+    let url = env.v1("failed").await;
     exec(
         &url,
         "UPDATE _sqlx_migrations SET success = false WHERE version = 20",
@@ -366,7 +374,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     refused(&url, "records failed migration 020 (success = false)").await;
 
     // Applied from an edited file.
-    let url = env.v1("edited");
+    let url = env.v1("edited").await;
     exec(
         &url,
         "UPDATE _sqlx_migrations SET checksum = sha384('edited') WHERE version = 13",
@@ -379,7 +387,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
 
     // A version neither profile has.
-    let url = env.v1("unknown");
+    let url = env.v1("unknown").await;
     exec(
         &url,
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
@@ -396,7 +404,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
 
     // Not fully migrated to v1.0.
-    let url = env.cluster.create_database("behind").unwrap();
+    let url = env.server.create_database("behind").await.unwrap();
     let mut conn = connect(&url).await;
     migrator(&V1).await.run_to(15, &mut conn).await.unwrap();
     conn.close().await.unwrap();
@@ -407,7 +415,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
 
     // Half an upgrade done by hand: the bridge of 010 and its checksum, not 015's.
-    let url = env.v1("half_bridged");
+    let url = env.v1("half_bridged").await;
     let bridge = std::fs::read_to_string(BRIDGE_010).unwrap();
     let canonical_010 = migrator(FULL)
         .await
@@ -432,7 +440,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
 
     // The full profile's migrations run on a v1.0 database without the guard: sqlx applies the
     // left-out versions below 010 and then stops at 010's checksum.
-    let url = env.v1("sqlx_ran_full");
+    let url = env.v1("sqlx_ran_full").await;
     let mut conn = connect(&url).await;
     let err = migrator(FULL).await.run(&mut conn).await.unwrap_err();
     assert!(
@@ -448,7 +456,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
     .await;
 
     // Already full: the idempotent case, not a refusal.
-    let url = env.copy("already_full", "tpl_full");
+    let url = env.copy("already_full", "tpl_full").await;
     let before = snapshot(&url).await;
     let (ok, out) = upgrade(&url, &[]);
     assert!(ok, "{out}");
@@ -463,7 +471,7 @@ async fn refuses_what_is_not_a_clean_v1_database_and_changes_nothing() {
         "{out}"
     );
     // Upgrades go from a derived profile to the canonical one.
-    let url = env.v1("backwards");
+    let url = env.v1("backwards").await;
     let (ok, out) = xtask(&[
         "upgrade",
         "--from",
@@ -499,7 +507,7 @@ async fn waits_for_the_migration_lock_and_rolls_back_on_failure() {
     let env = Env::new().await;
 
     // A migration holds sqlx's lock (as a service's `--migrate` would): the upgrade waits.
-    let url = env.v1("locked");
+    let url = env.v1("locked").await;
     let mut holder = connect(&url).await;
     holder.lock().await.unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -564,7 +572,7 @@ async fn waits_for_the_migration_lock_and_rolls_back_on_failure() {
     assert_eq!(count, 21);
 
     // A step fails (an object in the way of 005): everything is rolled back, the lock released.
-    let url = env.v1("in_the_way");
+    let url = env.v1("in_the_way").await;
     exec(&url, "CREATE TABLE action_patterns (id integer)").await;
     let before = snapshot(&url).await;
     let (ok, out) = upgrade(&url, &[]);

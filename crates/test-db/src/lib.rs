@@ -14,19 +14,11 @@
 //! # Where the server comes from
 //!
 //! One PostgreSQL server is shared by every test of the process, started on first use and
-//! chosen by `DATASTORAGE_TEST_DB`:
-//!
-//! | value | server |
-//! |---|---|
-//! | `url` | the server at `TEST_DATABASE_URL` (its user must be allowed to create databases) |
-//! | `docker` | a container of `DATASTORAGE_TEST_IMAGE` (default `pgvector/pgvector:pg16`, pulled if missing) via testcontainers |
-//! | `local` | a throwaway cluster of the machine's server binaries ([`pg_embedded`]) |
-//! | `auto` (default) | `url` if `TEST_DATABASE_URL` is set, else `docker` if Docker answers and has the image locally (never pulls), else `local` |
-//!
-//! A provider that cannot work fails within seconds with one message saying what to do; the
-//! failure is remembered, so every test of the process reports it at once. The container or
-//! cluster is removed when the process exits (an `atexit` hook, also reached on Ctrl-C); a
-//! process killed outright leaves them to the next run's sweep.
+//! chosen by `DATASTORAGE_TEST_DB` ([`pg_server::Server::from_env`]: `url`, `docker`, `local`
+//! or `auto`, the default). A provider that cannot work fails within seconds with one message
+//! saying what to do; the failure is remembered, so every test of the process reports it at
+//! once. The container or cluster is removed when the process exits (an `atexit` hook, also
+//! reached on Ctrl-C); a process killed outright leaves them to the next run's sweep.
 //!
 //! # Isolation
 //!
@@ -41,11 +33,8 @@
 //! from any runtime (each `#[tokio::test]` has its own); pools returned by
 //! [`TestDatabase::pool`] belong to the caller's runtime.
 
-mod cleanup;
-mod docker;
 mod profile;
 mod provider;
-mod runtime;
 mod template;
 
 use std::path::PathBuf;
@@ -53,16 +42,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use pg_server::{Migrations, runtime};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
-pub use docker::{
-    DEFAULT_IMAGE, DockerServer, DockerStatus, IMAGE_ENV, LOCAL_IMAGE, configured_image,
-    docker_status, split_image,
-};
+pub use pg_server::{Backend, Choice, Error, PROVIDER_ENV, URL_ENV};
 pub use profile::Profile;
-pub use provider::{Backend, Choice, PROVIDER_ENV, SPARES_ENV, URL_ENV, redact};
+pub use provider::SPARES_ENV;
 
 use provider::Server;
 
@@ -85,47 +71,20 @@ impl Profile {
     }
 
     /// The profile's migrations, read from [`Profile::dir`] now.
-    pub async fn migrator(self) -> Result<Migrator, Error> {
+    pub async fn migrations(self) -> Result<Migrations, Error> {
+        Migrations::read(self.name(), &self.dir()).await
+    }
+
+    /// sqlx's view of the profile's migrations, read from [`Profile::dir`] now.
+    pub async fn migrator(self) -> Result<sqlx::migrate::Migrator, Error> {
         let dir = self.dir();
-        Migrator::new(dir.clone())
+        sqlx::migrate::Migrator::new(dir.clone())
             .await
             .map_err(|source| Error::Migrate {
-                profile: self.name(),
+                profile: self.name().to_owned(),
                 dir,
                 source,
             })
-    }
-}
-
-/// Everything that can go wrong getting a test database.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No usable server: the message says what to do.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A statement or connection failed.
-    #[error("{context}: {source}")]
-    Sql {
-        context: String,
-        #[source]
-        source: sqlx::Error,
-    },
-    /// Reading or applying a profile's migrations failed.
-    #[error("profile {profile} ({}): {source}", dir.display())]
-    Migrate {
-        profile: &'static str,
-        dir: PathBuf,
-        #[source]
-        source: MigrateError,
-    },
-}
-
-impl Error {
-    pub(crate) fn sql(context: impl Into<String>, source: sqlx::Error) -> Error {
-        Error::Sql {
-            context: context.into(),
-            source,
-        }
     }
 }
 
@@ -142,7 +101,7 @@ impl std::fmt::Debug for TestDatabase {
         f.debug_struct("TestDatabase")
             .field("name", &self.name)
             .field("profile", &self.profile)
-            .field("backend", &self.server.backend)
+            .field("backend", &self.server.pg.backend())
             .finish()
     }
 }
@@ -174,34 +133,19 @@ pub async fn database_copied_now(profile: Profile) -> Result<TestDatabase, Error
 /// A new database with `profile` migrated into it directly, without the template: for tests
 /// of the migrations themselves, and as the baseline `cargo xtask bench test-db` compares to.
 pub async fn fresh_database(profile: Profile) -> Result<TestDatabase, Error> {
-    let mut db = empty_database().await?;
-    let migrator = profile.migrator().await?;
-    let url = db.url.clone();
-    runtime::run(async move {
-        let mut conn = provider::connect(&url).await?;
-        let run = template::migrate(&migrator, &mut conn).await;
-        let _ = sqlx::Connection::close(conn).await;
-        run.map_err(|source| Error::Migrate {
-            profile: profile.name(),
-            dir: profile.dir(),
-            source,
-        })
-    })
-    .await?;
-    db.profile = Some(profile);
-    Ok(db)
+    let server = provider::server().await?;
+    let migrations = profile.migrations().await?;
+    let name = unique_name(&format!("fresh_{}", profile.ident()));
+    server.pg.migrated_database(&name, &migrations).await?;
+    Ok(TestDatabase::new(server, name, Some(profile)))
 }
 
 /// A new empty database.
 pub async fn empty_database() -> Result<TestDatabase, Error> {
     let server = provider::server().await?;
     let s = server.clone();
-    let name = runtime::run(async move {
-        let name = unique_name("empty");
-        s.execute(format!("CREATE DATABASE \"{name}\"")).await?;
-        Ok::<_, Error>(name)
-    })
-    .await?;
+    let name = unique_name("empty");
+    s.pg.create_database(&name).await?;
     Ok(TestDatabase::new(server, name, None))
 }
 
@@ -209,12 +153,12 @@ pub async fn empty_database() -> Result<TestDatabase, Error> {
 /// server (for logs and benchmarks).
 pub async fn backend() -> Result<(Backend, String), Error> {
     let server = provider::server().await?;
-    Ok((server.backend, server.description.clone()))
+    Ok((server.pg.backend(), server.pg.description().to_owned()))
 }
 
 impl TestDatabase {
     fn new(server: Arc<Server>, name: String, profile: Option<Profile>) -> Self {
-        let url = server.url(&name);
+        let url = server.pg.url(&name);
         Self {
             server,
             name,
@@ -240,7 +184,7 @@ impl TestDatabase {
 
     /// The provider serving it.
     pub fn backend(&self) -> Backend {
-        self.server.backend
+        self.server.pg.backend()
     }
 
     /// A connection pool on the caller's runtime (up to 5 connections).
@@ -255,14 +199,14 @@ impl TestDatabase {
 
     /// A single connection on the caller's runtime.
     pub async fn connect(&self) -> Result<PgConnection, Error> {
-        provider::connect(&self.url).await
+        self.server.pg.connect(&self.name).await
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let lifetime = match self.server.backend {
+            let lifetime = match self.server.pg.backend() {
                 Backend::Url => "it stays on that server until you drop it",
                 Backend::Docker | Backend::Local => {
                     "the server is removed when the test process exits; to inspect such a \
@@ -278,7 +222,10 @@ impl Drop for TestDatabase {
         }
         let server = self.server.clone();
         let name = self.name.clone();
-        match runtime::block_on(async move { server.drop_database(&name).await }, DROP_LIMIT) {
+        match runtime::block_on(
+            async move { server.pg.drop_database(&name).await },
+            DROP_LIMIT,
+        ) {
             Some(Ok(())) | None => {}
             Some(Err(e)) => eprintln!("test-db: could not drop {}: {e}", self.name),
         }
@@ -298,36 +245,9 @@ pub(crate) fn unique_name(what: &str) -> String {
     )
 }
 
-/// The same URL with another database name (query parameters kept).
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{db}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn swaps_the_database_of_a_url() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/app?sslmode=disable", "x"),
-            "postgres://u:p@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
-    }
 
     #[test]
     fn names_are_unique_identifiers() {

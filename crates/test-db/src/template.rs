@@ -1,42 +1,14 @@
 //! One migrated template database per profile and migration content, shared by every test
 //! process using the server.
 
+use pg_server::{Migrations, Server};
 use sha2::{Digest, Sha256};
-use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::provider::Server;
 use crate::{Error, Profile};
 
 /// How long a process waits for another one that is building the same template.
 const LOCK_TIMEOUT: &str = "300s";
-
-/// A short hash of the migrations as sqlx sees them (version, checksum, transaction mode):
-/// any change to a migration file gives another template.
-pub(crate) fn migrations_hash(migrator: &Migrator) -> String {
-    let mut h = Sha256::new();
-    for m in migrator.iter() {
-        h.update(format!(
-            "{}:{}:{}\n",
-            m.version,
-            hex::encode(&*m.checksum),
-            m.no_tx
-        ));
-    }
-    hex::encode(h.finalize())[..12].to_owned()
-}
-
-/// `migrator.run(conn)`. `Migrator::run` is generic over `Acquire<'a>`, and the compiler cannot
-/// show its future is `Send` for every lifetime, which spawning on the shared runtime needs.
-/// `run_direct` takes the connection itself; it is public but hidden from sqlx's docs (its
-/// source says it exists to get around this error), so it is used here only, with sqlx
-/// pinned (`=0.9.0`) in the workspace.
-pub(crate) async fn migrate(
-    migrator: &Migrator,
-    conn: &mut sqlx::PgConnection,
-) -> Result<(), sqlx::migrate::MigrateError> {
-    migrator.run_direct(None, conn, false).await
-}
 
 /// The template's name: `tpl_<profile>_<hash>`.
 pub(crate) fn template_name(profile: Profile, hash: &str) -> String {
@@ -51,9 +23,9 @@ pub(crate) fn template_name(profile: Profile, hash: &str) -> String {
 /// session lock on a connection of its own, released when that connection closes, even
 /// after an error. Older templates of the same profile are dropped afterwards.
 pub(crate) async fn ensure(server: &Server, profile: Profile) -> Result<String, Error> {
-    let migrator = profile.migrator().await?;
-    let name = template_name(profile, &migrations_hash(&migrator));
-    if exists(server, &name).await? {
+    let migrations = profile.migrations().await?;
+    let name = template_name(profile, &migrations.hash());
+    if server.database_exists(&name).await? {
         return Ok(name);
     }
     if profile.needs_vector() {
@@ -75,7 +47,7 @@ pub(crate) async fn ensure(server: &Server, profile: Profile) -> Result<String, 
     }
     .await;
     let result = match locked {
-        Ok(_) => build(server, profile, &migrator, &name).await,
+        Ok(_) => build(server, profile, &migrations, &name).await,
         Err(e) => Err(Error::sql(
             format!("waiting for the lock on template {name} (another process builds it)"),
             e,
@@ -88,40 +60,15 @@ pub(crate) async fn ensure(server: &Server, profile: Profile) -> Result<String, 
 async fn build(
     server: &Server,
     profile: Profile,
-    migrator: &Migrator,
+    migrations: &Migrations,
     name: &str,
 ) -> Result<(), Error> {
-    if exists(server, name).await? {
+    if server.database_exists(name).await? {
         return Ok(()); // built by another process while this one waited
     }
     let building = format!("tplb_{}", &name[4..]);
-    server
-        .execute(format!(
-            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-        ))
-        .await?;
-    server
-        .execute(format!("CREATE DATABASE \"{building}\""))
-        .await?;
-    let migrated = async {
-        let mut conn = server.connect(&building).await?;
-        let run = migrate(migrator, &mut conn).await;
-        let _ = conn.close().await;
-        run.map_err(|e| Error::Migrate {
-            profile: profile.name(),
-            dir: profile.dir(),
-            source: e,
-        })
-    }
-    .await;
-    if let Err(e) = migrated {
-        let _ = server
-            .execute(format!(
-                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-            ))
-            .await;
-        return Err(e);
-    }
+    server.drop_database(&building).await?;
+    server.migrated_database(&building, migrations).await?;
     server
         .execute(format!(
             "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
@@ -134,41 +81,31 @@ async fn build(
         ))
         .await?;
 
-    let outdated: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
-    )
-    .bind(format!("tpl\\_{}\\_%", profile.ident()))
-    .bind(name)
-    .fetch_all(&server.admin)
+    let pattern = format!("tpl\\_{}\\_%", profile.ident());
+    let keep = name.to_owned();
+    let admin = server.clone();
+    let outdated: Vec<String> = pg_server::runtime::run(async move {
+        sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
+        )
+        .bind(pattern)
+        .bind(keep)
+        .fetch_all(admin.admin())
+        .await
+    })
     .await
     .map_err(|e| Error::sql("listing older templates", e))?;
     for old in outdated {
         let _ = server
             .execute(format!("ALTER DATABASE \"{old}\" IS_TEMPLATE false"))
             .await;
-        let _ = server
-            .execute(format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"))
-            .await;
+        let _ = server.drop_database(&old).await;
     }
     Ok(())
 }
 
-async fn exists(server: &Server, name: &str) -> Result<bool, Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&server.admin)
-        .await
-        .map_err(|e| Error::sql(format!("looking up database {name}"), e))
-}
-
 async fn check_vector(server: &Server, profile: Profile) -> Result<(), Error> {
-    let available: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')",
-    )
-    .fetch_one(&server.admin)
-    .await
-    .map_err(|e| Error::sql("looking up the vector extension", e))?;
-    if available {
+    if server.has_extension("vector").await? {
         return Ok(());
     }
     Err(Error::Unavailable(format!(
@@ -178,9 +115,9 @@ async fn check_vector(server: &Server, profile: Profile) -> Result<(), Error> {
          DATASTORAGE_TEST_IMAGE={};\n  \
          url: point TEST_DATABASE_URL at a server with pgvector",
         profile.name(),
-        server.backend.as_str(),
-        server.description,
-        crate::docker::LOCAL_IMAGE,
+        server.backend().as_str(),
+        server.description(),
+        pg_server::LOCAL_IMAGE,
     )))
 }
 

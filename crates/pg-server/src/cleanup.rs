@@ -17,7 +17,7 @@ static NEXT: Mutex<u64> = Mutex::new(0);
 static HOOK: Once = Once::new();
 
 /// Runs `task` when the process exits, unless [`cancel`] is called with the returned key first.
-pub(crate) fn at_exit(task: impl FnOnce() + Send + 'static) -> u64 {
+pub fn at_exit(task: impl FnOnce() + Send + 'static) -> u64 {
     install();
     let key = {
         let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
@@ -32,7 +32,7 @@ pub(crate) fn at_exit(task: impl FnOnce() + Send + 'static) -> u64 {
 }
 
 /// Forgets a task registered with [`at_exit`] (its work was done normally).
-pub(crate) fn cancel(key: u64) {
+pub fn cancel(key: u64) {
     TASKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -40,7 +40,7 @@ pub(crate) fn cancel(key: u64) {
 }
 
 /// Runs every registered task now, newest first.
-pub(crate) fn run_all() {
+pub fn run_all() {
     let tasks = std::mem::take(&mut *TASKS.lock().unwrap_or_else(|e| e.into_inner()));
     for (_, task) in tasks.into_iter().rev() {
         task();
@@ -68,6 +68,6 @@ fn register_atexit() {
     // program. A non-zero return means the hook could not be registered, reported below.
     let rc = unsafe { libc::atexit(on_exit) };
     if rc != 0 {
-        eprintln!("test-db: could not register the exit hook; servers may outlive this process");
+        eprintln!("pg-server: could not register the exit hook; servers may outlive this process");
     }
 }

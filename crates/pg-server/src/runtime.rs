@@ -1,7 +1,8 @@
-//! The one runtime that owns the shared server: the docker client, the admin pool and every
-//! administrative statement run on it, whatever runtime the calling test uses.
+//! The one runtime that owns every [`Server`](crate::Server): the docker client, the admin pool
+//! and every administrative statement run on it, whatever runtime the caller uses.
 //!
-//! Each `#[tokio::test]` has its own runtime, which ends with the test. Connections and
+//! Each `#[tokio::test]` has its own runtime, which ends with the test, and a tool may build a
+//! runtime for one command. Connections and
 //! background tasks created on it die with it, so nothing shared may live there. Work on the
 //! shared server is spawned here and awaited from the caller's runtime (a `JoinHandle` can be
 //! awaited from any runtime), or waited for with a timeout from synchronous code (`Drop`, exit).
@@ -20,15 +21,15 @@ thread_local! {
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("test-db")
+        .thread_name("pg-server")
         .on_thread_start(|| ON_OWN_RUNTIME.with(|c| c.set(true)))
         .enable_all()
         .build()
-        .expect("test-db: cannot build its tokio runtime")
+        .expect("pg-server: cannot build its tokio runtime")
 });
 
 /// Runs `fut` on the shared runtime and waits for it from the caller's runtime.
-pub(crate) async fn run<F, T>(fut: F) -> T
+pub async fn run<F, T>(fut: F) -> T
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
@@ -36,7 +37,7 @@ where
     match RUNTIME.spawn(fut).await {
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("test-db: task on the shared runtime was cancelled: {e}"),
+        Err(e) => panic!("pg-server: task on the shared runtime was cancelled: {e}"),
     }
 }
 
@@ -44,7 +45,7 @@ where
 ///
 /// For synchronous callers (`Drop`, the exit hook). Returns `None` on timeout, or when called
 /// from the shared runtime itself (then the work still runs, but nobody waits for it).
-pub(crate) fn block_on<F, T>(fut: F, limit: Duration) -> Option<T>
+pub fn block_on<F, T>(fut: F, limit: Duration) -> Option<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,

@@ -1,8 +1,8 @@
-//! The Docker provider: testcontainers-modules' `Postgres` on a local image.
+//! The Docker server: testcontainers-modules' `Postgres` on a local image, reached only through
+//! bollard (testcontainers' own client), with a time limit on every call.
 //!
-//! [`DockerServer`] is also usable on its own (`cargo xtask sync-migrations` uses it to prove
-//! the full profile when the local server lacks pgvector): it removes its container when
-//! dropped, and at process exit if it never is.
+//! [`DockerServer`] removes its container when dropped, and at process exit if it never is
+//! (a server kept in a `static`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, ImageExt as _};
 use testcontainers_modules::postgres::Postgres;
 
-use crate::{Error, cleanup, runtime, with_database};
+use crate::{Error, cleanup, runtime};
 
 /// The variable naming the image (`name:tag`) of the Docker provider.
 pub const IMAGE_ENV: &str = "DATASTORAGE_TEST_IMAGE";
@@ -161,12 +161,9 @@ impl DockerServer {
 
     /// The URL of database `db` as the superuser `postgres`.
     pub fn url(&self, db: &str) -> String {
-        with_database(
-            &format!(
-                "postgres://postgres:{PASSWORD}@{}:{}/postgres",
-                self.host, self.port
-            ),
-            db,
+        format!(
+            "postgres://postgres:{PASSWORD}@{}:{}/{db}",
+            self.host, self.port
         )
     }
 }
@@ -178,7 +175,7 @@ impl Drop for DockerServer {
             let id = container.id().to_owned();
             let removed = runtime::block_on(async move { container.rm().await }, REMOVE_LIMIT);
             if let Some(Err(e)) = removed {
-                eprintln!("test-db: could not remove container {id}: {e}");
+                eprintln!("pg-server: could not remove container {id}: {e}");
             }
         }
     }
@@ -269,7 +266,7 @@ fn remove(id: String) {
         REMOVE_LIMIT,
     );
     if let Some(Err(e)) = done {
-        eprintln!("test-db: could not remove a test container at exit: {e}");
+        eprintln!("pg-server: could not remove a container at exit: {e}");
     }
 }
 
