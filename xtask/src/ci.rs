@@ -34,7 +34,8 @@ impl Ci {
         } else {
             "0"
         };
-        cmd!(sh, "cargo make {task}")
+        // --time-summary: a table of how long each task took, at the end.
+        cmd!(sh, "cargo make --time-summary {task}")
             .env(crate::system::NO_INSTALL_ENV, refused)
             .run()
             .with_context(|| format!("`cargo make {task}` failed"))

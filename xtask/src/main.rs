@@ -21,6 +21,8 @@ mod system;
 mod tools;
 mod upgrade;
 mod verify;
+#[cfg(test)]
+mod workflows;
 mod workspace;
 
 use std::path::PathBuf;

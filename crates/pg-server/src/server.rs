@@ -441,6 +441,9 @@ async fn finish(
 }
 
 async fn pool(url: &str) -> Result<PgPool, Error> {
+    // One connection first: a refused one fails now, where the pool would retry it until its
+    // acquire timeout.
+    connect(url).await?.close().await.ok();
     PgPoolOptions::new()
         .max_connections(8)
         .min_connections(0)
