@@ -168,10 +168,10 @@ pub struct BenchTestDb {
 impl BenchTestDb {
     pub fn run(self, sh: &xshell::Shell) -> Result<()> {
         let runs = self.runs.to_string();
-        xshell::cmd!(
+        crate::cargo(xshell::cmd!(
             sh,
             "cargo bench -p test-db --bench test_db -- --runs {runs}"
-        )
+        ))
         .run()
         .context("the test-db bench failed")
     }

@@ -35,7 +35,7 @@ impl Ci {
             "0"
         };
         // --time-summary: a table of how long each task took, at the end.
-        cmd!(sh, "cargo make --time-summary {task}")
+        crate::cargo(cmd!(sh, "cargo make --time-summary {task}"))
             .env(crate::system::NO_INSTALL_ENV, refused)
             .run()
             .with_context(|| format!("`cargo make {task}` failed"))

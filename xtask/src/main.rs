@@ -126,6 +126,15 @@ pub fn project_root() -> PathBuf {
     .clone()
 }
 
+/// A cargo command run from here (cargo make, cargo install, cargo sqlx, cargo bench), without
+/// what `cargo run` set for xtask, so that it rebuilds nothing another cargo built
+/// ([`xtask_boot::package_env`]).
+pub fn cargo(cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
+    xtask_boot::package_env()
+        .into_iter()
+        .fold(cmd, |cmd, name| cmd.env_remove(name))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(root) = cli.root.clone() {

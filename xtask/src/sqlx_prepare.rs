@@ -63,7 +63,7 @@ impl SqlxPrepare {
             }
         };
         let check = self.check.then_some("--check");
-        let result = cmd!(sh, "cargo sqlx prepare --workspace {check...}")
+        let result = crate::cargo(cmd!(sh, "cargo sqlx prepare --workspace {check...}"))
             .env("DATABASE_URL", &url)
             .env("SQLX_OFFLINE", "false")
             .run();

@@ -131,14 +131,17 @@ impl Tool {
             self.name, self.version
         );
         let (name, version, args) = (&self.name, format!("={}", self.version), &self.install);
-        cmd!(sh, "cargo install {name} --version {version} {args...}")
-            .run()
-            .with_context(|| {
-                format!(
-                    "cannot install {name}; install it by hand: {}",
-                    self.install_command()
-                )
-            })?;
+        crate::cargo(cmd!(
+            sh,
+            "cargo install {name} --version {version} {args...}"
+        ))
+        .run()
+        .with_context(|| {
+            format!(
+                "cannot install {name}; install it by hand: {}",
+                self.install_command()
+            )
+        })?;
         Ok(())
     }
 }

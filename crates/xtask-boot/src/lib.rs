@@ -9,6 +9,29 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The variables `cargo run` sets for the program it runs (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, …) that are present in this process.
+///
+/// A cargo started with them in its environment differs from one started from a shell: build
+/// scripts that declare `rerun-if-env-changed` on such a name (ring's does, for
+/// `CARGO_PKG_NAME`) rerun, and everything above them is rebuilt. Every cargo that `cargo
+/// xtask` starts (directly, or through cargo-make) goes without them, so all agree and none
+/// rebuilds what another built.
+pub fn package_env() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    k.as_ref(),
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
+        })
+        .collect()
+}
+
 /// Set (to anything but `0`) to refuse every install and print the command instead.
 pub const NO_INSTALL_ENV: &str = "DATASTORAGE_NO_INSTALL";
 

@@ -12,7 +12,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let err = Command::new(cargo)
+    let mut run = Command::new(cargo);
+    for name in xtask_boot::package_env() {
+        run.env_remove(name);
+    }
+    let err = run
         .args(["run", "--quiet", "--package", "xtask", "--"])
         .args(&args)
         .exec();
