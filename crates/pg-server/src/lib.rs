@@ -10,7 +10,7 @@
 //! use pg_server::{Migrations, Server};
 //!
 //! let server = Server::local().await?; // a throwaway cluster of the machine's binaries
-//! let migrations = Migrations::read("v1.0", "migrations-v1.0".as_ref()).await?;
+//! let migrations = Migrations::read("example", "path/to/migrations".as_ref()).await?;
 //! let url = server.migrated_database("example", &migrations).await?;
 //! println!("{} migrations applied in {url}", migrations.len());
 //! # Ok(()) }
