@@ -26,7 +26,7 @@ use pg_server::bollard::exec::StartExecResults;
 use pg_server::bollard::models::{ContainerCreateBody, ExecConfig};
 use pg_server::bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptionsBuilder, InspectContainerOptions, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptions, StartContainerOptions,
+    RemoveImageOptions, StartContainerOptions,
 };
 
 /// The Debian release the image is made of.
@@ -808,15 +808,8 @@ impl Engine {
         self.call(
             "removing a container",
             ENGINE_LIMIT,
-            self.docker.remove_container(
-                id,
-                Some(
-                    RemoveContainerOptionsBuilder::new()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            ),
+            self.docker
+                .remove_container(id, Some(pg_server::force_remove())),
         )
     }
 }

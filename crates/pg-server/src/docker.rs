@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::query_parameters::{
-    ListContainersOptions, RemoveContainerOptionsBuilder,
+    ListContainersOptions, RemoveContainerOptions, RemoveContainerOptionsBuilder,
 };
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, ImageExt as _};
@@ -246,22 +246,20 @@ fn image_hint() -> String {
     )
 }
 
+/// `docker rm --force --volumes`: the options every removal of a container here uses.
+pub fn force_remove() -> RemoveContainerOptions {
+    RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build()
+}
+
 /// Removes a container at exit (the `ContainerAsync` lives in a static and is never dropped).
 fn remove(id: String) {
     let done = runtime::block_on(
         async move {
             let docker = Docker::connect_with_defaults()?;
-            docker
-                .remove_container(
-                    &id,
-                    Some(
-                        RemoveContainerOptionsBuilder::new()
-                            .force(true)
-                            .v(true)
-                            .build(),
-                    ),
-                )
-                .await
+            docker.remove_container(&id, Some(force_remove())).await
         },
         REMOVE_LIMIT,
     );
@@ -304,17 +302,7 @@ async fn sweep_stale(docker: &Docker) {
             continue;
         };
         if h == host && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = docker
-                .remove_container(
-                    &id,
-                    Some(
-                        RemoveContainerOptionsBuilder::new()
-                            .force(true)
-                            .v(true)
-                            .build(),
-                    ),
-                )
-                .await;
+            let _ = docker.remove_container(&id, Some(force_remove())).await;
         }
     }
 }

@@ -46,7 +46,7 @@ use std::path::PathBuf;
 
 pub use docker::{
     DEFAULT_IMAGE, DockerServer, DockerStatus, IMAGE_ENV, LOCAL_IMAGE, configured_image,
-    docker_status, split_image,
+    docker_status, force_remove, split_image,
 };
 pub use migrations::Migrations;
 pub use server::{Backend, Choice, PROVIDER_ENV, Server, URL_ENV};

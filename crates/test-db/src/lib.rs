@@ -143,9 +143,8 @@ pub async fn fresh_database(profile: Profile) -> Result<TestDatabase, Error> {
 /// A new empty database.
 pub async fn empty_database() -> Result<TestDatabase, Error> {
     let server = provider::server().await?;
-    let s = server.clone();
     let name = unique_name("empty");
-    s.pg.create_database(&name).await?;
+    server.pg.create_database(&name).await?;
     Ok(TestDatabase::new(server, name, None))
 }
 
