@@ -10,7 +10,7 @@
 //! removes the directory; so does Ctrl-C (SIGINT/SIGTERM) while any cluster is alive, and a
 //! later start sweeps away clusters whose owning process died without cleaning up.
 //!
-//! ```no_run
+//! ```
 //! let cluster = pg_embedded::Cluster::start()?;
 //! let url = cluster.create_database("app")?;
 //! println!("DATABASE_URL={url}");

@@ -1,12 +1,16 @@
 //! Isolated, migrated PostgreSQL databases for integration tests.
 //!
-//! ```no_run
+//! ```
 //! use test_db::Profile;
 //!
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let db = test_db::database(Profile::V1_0).await?; // a private copy of the migrated schema
 //! let pool = db.pool().await?;
-//! sqlx::query("SELECT count(*) FROM audit_events").execute(&pool).await?;
+//! let events: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+//!     .fetch_one(&pool)
+//!     .await?;
+//! assert_eq!(events, 0);
 //! # Ok(()) }
 //! // `db` dropped: the database is dropped too (kept, with its URL printed, if the test panicked)
 //! ```

@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pg_schema::{Fingerprint, Kind};
 use sqlx::{AssertSqlSafe, PgConnection};
 use test_db::Profile;
 
@@ -172,10 +173,23 @@ async fn v1_clone_has_the_schema_without_pgvector() {
         assert!(exists, "{table} exists in v1.0");
     }
 
-    // The same schema as migrating a fresh database directly.
+    // The same schema as migrating a fresh database directly: every table, column, constraint,
+    // index, function and trigger, as pg_catalog describes them.
     let fresh = test_db::fresh_database(Profile::V1_0).await.unwrap();
     let mut fresh_conn = connect(&fresh).await;
     assert_eq!(applied_versions(&mut fresh_conn).await, expected);
+    let clone_schema = Fingerprint::read(&mut conn).await.unwrap();
+    let fresh_schema = Fingerprint::read(&mut fresh_conn).await.unwrap();
+    assert!(
+        clone_schema.names(Kind::Table).count() >= 3,
+        "the fingerprint reads the tables"
+    );
+    let diff = clone_schema.diff(&fresh_schema);
+    assert!(
+        diff.is_empty(),
+        "the clone's schema differs from a fresh migration:\n{}",
+        diff.render("clone", "fresh")
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{event, reply, spawn_app, spawn_app_with};
+use crate::helpers::{Process, database, event, reply, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn malformed_requests_get_problems() {
@@ -115,43 +115,133 @@ async fn unknown_routes_and_methods_get_problems() {
     r.problem(405);
 }
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let app = spawn_app().await;
-    let live = app.get("/health/live").await;
-    assert_eq!(live.status, 200);
-    let ready = app.get("/health/ready").await;
-    assert_eq!(ready.status, 200);
-    assert_eq!(ready.body["status"], "ok");
-    app.post("/api/v1/audit/events", &event("m")).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("datastorage_audit_events_written_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"route="/api/v1/audit/events",status="201""#),
-        "{metrics}"
-    );
-    assert!(metrics.contains("datastorage_http_request_duration_seconds_bucket"));
+/// The value of the sample `name{labels}` in a Prometheus text exposition (labels in the order
+/// the exporter writes them, i.e. sorted as given), if present.
+fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    metrics.lines().find_map(|line| {
+        let (k, v) = line.rsplit_once(' ')?;
+        (k == key).then(|| v.parse().unwrap())
+    })
 }
 
+/// The metrics of a process of its own (the recorder is process-wide, so the figures here are
+/// exactly this test's requests and nobody else's).
 #[tokio::test]
-async fn readiness_fails_without_the_database() {
-    let app = spawn_app().await;
-    app.pool.close().await;
-    app.get("/health/ready").await.problem(503);
-    let detail = app
-        .post("/api/v1/audit/events", &event("down"))
+async fn health_and_metrics() {
+    let db = database().await;
+    let process = Process::start(db.url(), &[]).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", process.base);
+    let metrics = || async {
+        let r = client.get(url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+
+    let live = reply(client.get(url("/health/live")).send().await.unwrap()).await;
+    assert_eq!(
+        (live.status.as_u16(), &live.body["status"]),
+        (200, &json!("ok"))
+    );
+    let ready = reply(client.get(url("/health/ready")).send().await.unwrap()).await;
+    assert_eq!(
+        (ready.status.as_u16(), &ready.body["status"]),
+        (200, &json!("ok"))
+    );
+    let before = metrics().await;
+    assert_eq!(
+        sample(&before, "datastorage_audit_events_written_total", ""),
+        None,
+        "no event written yet:\n{before}"
+    );
+
+    for i in 0..3 {
+        let r = client
+            .post(url("/api/v1/audit/events"))
+            .json(&event(&format!("m{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let batch: Vec<_> = (0..4).map(|i| event(&format!("b{i}"))).collect();
+    let r = client
+        .post(url("/api/v1/audit/events/batch"))
+        .json(&batch)
+        .send()
         .await
-        .problem(503);
-    assert!(detail.contains("unavailable"), "{detail}");
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut bad = event("bad");
+    bad["event_category"] = json!("billing");
+    let r = client
+        .post(url("/api/v1/audit/events"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let after = metrics().await;
+    let value = |name: &str, labels: &str| sample(&after, name, labels);
+    assert_eq!(
+        value("datastorage_audit_events_written_total", ""),
+        Some(7.0),
+        "3 single events and a batch of 4:\n{after}"
+    );
+    let requests = "datastorage_http_requests_total";
+    assert_eq!(
+        value(
+            requests,
+            r#"method="POST",route="/api/v1/audit/events",status="201""#
+        ),
+        Some(3.0),
+        "{after}"
+    );
+    assert_eq!(
+        value(
+            requests,
+            r#"method="POST",route="/api/v1/audit/events",status="400""#
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        value(
+            requests,
+            r#"method="POST",route="/api/v1/audit/events/batch",status="201""#
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        value(
+            requests,
+            r#"method="GET",route="/health/ready",status="200""#
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    // Four POSTs to /api/v1/audit/events, each timed once.
+    assert_eq!(
+        value(
+            "datastorage_http_request_duration_seconds_count",
+            r#"method="POST",route="/api/v1/audit/events""#
+        ),
+        Some(4.0),
+        "{after}"
+    );
+    // Only this scrape is in flight while it renders.
+    assert_eq!(
+        value("datastorage_http_requests_in_flight", ""),
+        Some(1.0),
+        "{after}"
+    );
+    let connections = value("datastorage_db_pool_connections", r#"pool="writes""#);
+    assert!(connections.is_some_and(|n| n >= 1.0), "{after}");
 }

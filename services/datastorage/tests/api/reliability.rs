@@ -112,6 +112,63 @@ async fn concurrent_writers_each_event_stored_exactly_once() {
 }
 
 /// Outcome counts of a load run.
+/// Readiness follows the database: PostgreSQL stopped → 503 for readiness and for writes
+/// (liveness stays 200); started again → ready, and writes succeed, with no restart of the service.
+#[tokio::test]
+async fn readiness_follows_the_database_server() {
+    let cluster = Cluster::start().expect("embedded PostgreSQL");
+    let url = cluster.create_database("ready").unwrap();
+    datastorage::db::migrate(&url).await.unwrap();
+    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
+    let pool = datastorage::db::pool(options, 4, Duration::from_millis(500));
+    let app = spawn_on(None, pool, |s| s).await;
+    assert_eq!(app.get("/health/ready").await.status, 200);
+    assert_eq!(
+        app.post("/api/v1/audit/events", &event("up")).await.status,
+        201
+    );
+
+    cluster.pause().unwrap();
+    app.get("/health/ready").await.problem(503);
+    let detail = app
+        .post("/api/v1/audit/events", &event("down"))
+        .await
+        .problem(503);
+    assert!(detail.contains("unavailable"), "{detail}");
+    assert_eq!(
+        app.get("/health/live").await.status,
+        200,
+        "liveness needs no database"
+    );
+
+    cluster.resume().unwrap();
+    let mut ready = false;
+    for _ in 0..50 {
+        if app.get("/health/ready").await.status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "not ready within 5 s of the database's return");
+    assert_eq!(
+        app.post("/api/v1/audit/events", &event("back"))
+            .await
+            .status,
+        201
+    );
+    let correlations: Vec<String> =
+        sqlx::query_scalar("SELECT correlation_id FROM audit_events ORDER BY correlation_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        correlations,
+        ["back", "up"],
+        "the refused write left nothing"
+    );
+}
+
 #[derive(Debug, Default)]
 struct Tally {
     acked: Vec<Uuid>,
