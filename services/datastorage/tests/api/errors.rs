@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Process, database, event, reply, spawn_app, spawn_app_with};
+use crate::helpers::{Process, database, event, reply, sample, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn malformed_requests_get_problems() {
@@ -113,20 +113,6 @@ async fn unknown_routes_and_methods_get_problems() {
     )
     .await;
     r.problem(405);
-}
-
-/// The value of the sample `name{labels}` in a Prometheus text exposition (labels in the order
-/// the exporter writes them, i.e. sorted as given), if present.
-fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
-    let key = if labels.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}{{{labels}}}")
-    };
-    metrics.lines().find_map(|line| {
-        let (k, v) = line.rsplit_once(' ')?;
-        (k == key).then(|| v.parse().unwrap())
-    })
 }
 
 /// The metrics of a process of its own (the recorder is process-wide, so the figures here are

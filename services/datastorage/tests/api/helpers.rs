@@ -174,6 +174,20 @@ pub async fn count(pool: &PgPool, table: &str) -> i64 {
         .unwrap()
 }
 
+/// The value of the sample `name{labels}` in a Prometheus text exposition (labels in the order
+/// the exporter writes them, i.e. sorted as given), if present.
+pub fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let key = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    metrics.lines().find_map(|line| {
+        let (k, v) = line.rsplit_once(' ')?;
+        (k == key).then(|| v.parse().unwrap())
+    })
+}
+
 /// RFC 3339 for now minus `seconds_ago`.
 pub fn ago(seconds_ago: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::seconds(seconds_ago))

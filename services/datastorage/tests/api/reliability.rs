@@ -9,7 +9,7 @@ use pg_embedded::Cluster;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::helpers::{Process, event, reply, spawn_app, spawn_on};
+use crate::helpers::{Process, TestApp, event, reply, sample, spawn_app, spawn_on};
 
 async fn stored_ids(pool: &sqlx::PgPool) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT event_id FROM audit_events")
@@ -112,16 +112,23 @@ async fn concurrent_writers_each_event_stored_exactly_once() {
 }
 
 /// Outcome counts of a load run.
+/// A service on database `name` of a private embedded server, which the test may stop
+/// ([`Cluster::pause`]) and start again; `connections` in its pool, 0.5 s to acquire one.
+async fn app_on_own_server(name: &str, connections: u32) -> (Cluster, String, TestApp) {
+    let cluster = Cluster::start().expect("embedded PostgreSQL");
+    let url = cluster.create_database(name).unwrap();
+    datastorage::db::migrate(&url).await.unwrap();
+    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
+    let pool = datastorage::db::pool(options, connections, Duration::from_millis(500));
+    let app = spawn_on(None, pool, |s| s).await;
+    (cluster, url, app)
+}
+
 /// Readiness follows the database: PostgreSQL stopped → 503 for readiness and for writes
 /// (liveness stays 200); started again → ready, and writes succeed, with no restart of the service.
 #[tokio::test]
 async fn readiness_follows_the_database_server() {
-    let cluster = Cluster::start().expect("embedded PostgreSQL");
-    let url = cluster.create_database("ready").unwrap();
-    datastorage::db::migrate(&url).await.unwrap();
-    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
-    let pool = datastorage::db::pool(options, 4, Duration::from_millis(500));
-    let app = spawn_on(None, pool, |s| s).await;
+    let (cluster, _url, app) = app_on_own_server("ready", 4).await;
     assert_eq!(app.get("/health/ready").await.status, 200);
     assert_eq!(
         app.post("/api/v1/audit/events", &event("up")).await.status,
@@ -178,12 +185,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_restart_mid_load_gives_503_then_recovers_without_losing_acks() {
-    let cluster = Cluster::start().expect("embedded PostgreSQL");
-    let url = cluster.create_database("outage").unwrap();
-    datastorage::db::migrate(&url).await.unwrap();
-    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
-    let pool = datastorage::db::pool(options, 8, Duration::from_millis(500));
-    let app = spawn_on(None, pool, |s| s).await;
+    let (cluster, url, app) = app_on_own_server("outage", 8).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -320,11 +322,8 @@ async fn sigterm_lets_in_flight_requests_finish() {
                 .text()
                 .await
                 .unwrap();
-            let in_flight = metrics
-                .lines()
-                .find_map(|l| l.strip_prefix("datastorage_http_requests_in_flight "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0);
+            let in_flight =
+                sample(&metrics, "datastorage_http_requests_in_flight", "").unwrap_or(0.0);
             if inserts > 0 && in_flight >= 17.0 {
                 break;
             }
