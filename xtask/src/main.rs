@@ -8,6 +8,7 @@ mod db;
 mod deps;
 mod derive;
 mod fsx;
+mod fuzz;
 mod generated;
 mod graph;
 mod pg;
@@ -76,6 +77,9 @@ enum Command {
     /// The pinned tools of Cargo.toml's [workspace.metadata.tools]: install, print, list.
     #[command(subcommand)]
     Tools(tools::Tools),
+    /// Fuzz the service's body and query parsing (libFuzzer, nightly Rust) for a bounded time;
+    /// the corpus it grows is replayed by the API suite.
+    Fuzz(fuzz::Fuzz),
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Command::Tools(c) => c.run(&sh),
         Command::Ci(c) => c.run(&sh),
         Command::Codegen(c) => c.run(&sh),
+        Command::Fuzz(c) => c.run(&sh),
         Command::Bench(BenchCommand::TestDb(c)) => c.run(&sh),
         Command::Bench(BenchCommand::Analysis(c)) => c.run(),
         Command::Bench(BenchCommand::Verify(c)) => c.run(),

@@ -2,7 +2,8 @@
 //! what a test pays for its database, cloned from the profile's template (`test_db::database`,
 //! which usually finds a copy made ahead; and `test_db::database_copied_now`, the
 //! `CREATE DATABASE … TEMPLATE` alone) beside migrating a fresh one
-//! (`test_db::fresh_database`), on the server `DATASTORAGE_TEST_DB` selects. Prints a table.
+//! (`test_db::fresh_database`), on the server `DATASTORAGE_TEST_DB` selects. Every measurement
+//! starts on an idle server (`test_db::background_settled`). Prints a table.
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (mut clone, mut fresh, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
             let mut copied_now = Vec::new();
             for _ in 0..runs {
+                // Each measurement starts with the server idle: the copies made ahead for the
+                // next test (started by `test_db::database`) are finished first.
+                test_db::background_settled(Profile::TEST).await?;
                 // Ready = created and a first connection open, as a test needs it.
                 let t = Instant::now();
                 let db = test_db::database(Profile::TEST).await?;
@@ -89,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 drop(db);
                 dropped.push(t.elapsed());
 
+                test_db::background_settled(Profile::TEST).await?;
                 let t = Instant::now();
                 let db = test_db::database_copied_now(Profile::TEST).await?;
                 let conn = db.connect().await?;
@@ -96,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 conn.close().await?;
                 drop(db);
 
+                test_db::background_settled(Profile::TEST).await?;
                 let t = Instant::now();
                 let db = test_db::fresh_database(Profile::TEST).await?;
                 let conn = db.connect().await?;

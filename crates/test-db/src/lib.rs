@@ -134,6 +134,17 @@ pub async fn database_copied_now(profile: Profile) -> Result<TestDatabase, Error
     Ok(TestDatabase::new(server, name, Some(profile)))
 }
 
+/// Waits until no copy of `profile`'s template is being made ahead in the background: the
+/// benchmark times its baselines on a server with nothing else to do.
+pub async fn background_settled(profile: Profile) -> Result<(), Error> {
+    let server = provider::server().await?;
+    runtime::run(async move {
+        server.settled(profile).await;
+        Ok(())
+    })
+    .await
+}
+
 /// A new database with `profile` migrated into it directly, without the template: for tests
 /// of the migrations themselves, and as the baseline `cargo xtask bench test-db` compares to.
 pub async fn fresh_database(profile: Profile) -> Result<TestDatabase, Error> {

@@ -102,6 +102,19 @@ impl Server {
         Ok(name)
     }
 
+    /// Returns once no background top-up of `profile`'s spares runs (for measurements that
+    /// must not share the server with it).
+    pub(crate) async fn settled(&self, profile: Profile) {
+        while self
+            .refilling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&profile)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Starts topping up `profile`'s spares unless that already runs.
     fn refill(self: &Arc<Self>, profile: Profile, template: String) {
         if self.spare_target == 0

@@ -1,7 +1,9 @@
 //! Service benchmarks against the embedded PostgreSQL, each beside its baseline in the same run:
 //!
-//! - batch ingest (HTTP, 1000-event batches) vs `COPY` of the same rows into `audit_events`;
-//! - single-event POST throughput vs pgbench running the same INSERT at the same concurrency;
+//! - batch ingest (HTTP, 1000-event batches) vs `COPY` of the same rows into `audit_events`, with
+//!   the same number of concurrent streams (4, and 1);
+//! - single-event POST throughput vs pgbench at the same concurrency inserting the same rows as
+//!   many per transaction as the service coalesced (its own metric), and one per transaction;
 //! - p50/p99 of a correlation_id query and of a 1-hour time-range query over N events (HTTP).
 //!
 //! `cargo bench -p datastorage --bench service -- [batch|single|queries …] [--events 1000000] [--seconds 10]`
@@ -46,6 +48,10 @@ struct Args {
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
+    /// Also write the table, with the machine and the arguments, to docs/benchmarks/service.md
+    /// (the README's figures; a test fails when this file's source changed since).
+    #[arg(long)]
+    record: bool,
     /// Run only these benchmarks (default: all).
     #[arg(value_enum)]
     only: Vec<Which>,
@@ -176,9 +182,10 @@ async fn post_events(
     latencies
 }
 
-/// Batch ingest over HTTP vs COPY of the same rows, in `rounds` interleaved rounds (medians
-/// compared). Both payloads, the JSON bodies and the CSV, are rendered before the clock starts.
-async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize) -> Row {
+/// Batch ingest over HTTP with `streams` concurrent clients vs COPY of the same rows over as
+/// many concurrent connections, in `rounds` interleaved rounds (medians compared). Both
+/// payloads, the JSON bodies and the CSV, are rendered before the clock starts.
+async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize, streams: usize) -> Row {
     let now = Utc::now();
     let events: Vec<Value> = (0..n)
         .map(|i| event(i, now - chrono::Duration::milliseconds(i as i64)))
@@ -188,11 +195,13 @@ async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize) -> Row {
         .map(|c| serde_json::to_vec(c).unwrap())
         .collect();
     // The same rows, as the service would write them, for COPY (CSV).
-    let mut csv = String::new();
-    for e in &events {
+    let mut csv = vec![String::new(); streams];
+    for (i, e) in events.iter().enumerate() {
         let ts: DateTime<Utc> = e["event_timestamp"].as_str().unwrap().parse().unwrap();
         let data = e["event_data"].to_string().replace('"', "\"\"");
-        csv.push_str(&format!(
+        // Stream `i % streams` copies the rows its HTTP client posts (batches of 1000, dealt
+        // round-robin).
+        csv[(i / 1000) % streams].push_str(&format!(
             "{},1.0,{},{},{},gateway,received,success,service,gateway-service,gateway,{},{},\"{}\",info,2555\n",
             uuid::Uuid::new_v4(),
             e["event_type"].as_str().unwrap(),
@@ -209,8 +218,9 @@ async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize) -> Row {
         truncate(url).await;
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for lane in 0..4 {
-            let lane_bodies: Vec<Vec<u8>> = bodies.iter().skip(lane).step_by(4).cloned().collect();
+        for lane in 0..streams {
+            let lane_bodies: Vec<Vec<u8>> =
+                bodies.iter().skip(lane).step_by(streams).cloned().collect();
             let client = client.clone();
             let url = format!("{base}/api/v1/audit/events/batch");
             tasks.push(tokio::spawn(async move {
@@ -233,25 +243,42 @@ async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize) -> Row {
         assert_eq!(count(url).await, n as i64);
         truncate(url).await;
 
-        let mut conn = PgConnection::connect(url).await.unwrap();
+        // Connected before the clock starts, as the service's pool is.
+        let mut conns = Vec::new();
+        for _ in 0..streams {
+            conns.push(PgConnection::connect(url).await.unwrap());
+        }
         let start = Instant::now();
-        let mut sink = conn
-            .copy_in_raw(
-                "COPY audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
-                 event_category, event_action, event_outcome, actor_type, actor_id, resource_type, \
-                 resource_id, correlation_id, event_data, severity, retention_days) FROM STDIN (FORMAT csv)",
-            )
-            .await
-            .unwrap();
-        sink.send(csv.as_bytes()).await.unwrap();
-        sink.finish().await.unwrap();
+        let copies: Vec<_> = conns
+            .into_iter()
+            .zip(csv.iter().cloned())
+            .map(|(mut conn, rows)| {
+                tokio::spawn(async move {
+                    let mut sink = conn
+                        .copy_in_raw(
+                            "COPY audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
+                             event_category, event_action, event_outcome, actor_type, actor_id, resource_type, \
+                             resource_id, correlation_id, event_data, severity, retention_days) FROM STDIN (FORMAT csv)",
+                        )
+                        .await
+                        .unwrap();
+                    sink.send(rows.as_bytes()).await.unwrap();
+                    sink.finish().await.unwrap();
+                })
+            })
+            .collect();
+        for copy in copies {
+            copy.await.unwrap();
+        }
         let copy_time = start.elapsed();
         assert_eq!(count(url).await, n as i64);
         let (h, c) = (
             n as f64 / http_time.as_secs_f64(),
             n as f64 / copy_time.as_secs_f64(),
         );
-        eprintln!("round {round}/{rounds}: batch ingest {h:.0} events/s, COPY {c:.0} rows/s");
+        eprintln!(
+            "round {round}/{rounds}, {streams} stream(s): batch ingest {h:.0} events/s, COPY {c:.0} rows/s"
+        );
         http.push(h);
         copy.push(c);
     }
@@ -259,17 +286,23 @@ async fn batch_vs_copy(url: &str, base: &str, n: usize, rounds: usize) -> Row {
     let (http_rate, copy_rate) = (median(&mut http), median(&mut copy));
     Row {
         label: format!(
-            "batch ingest, {n} events in batches of 1000, 4 clients, median of {rounds} rounds (events/s)"
+            "batch ingest, {n} events in batches of 1000, {streams} concurrent client(s), median of {rounds} rounds (events/s)"
         ),
         value: format!("{http_rate:.0}"),
-        baseline: format!("COPY same rows: {copy_rate:.0}"),
+        baseline: format!(
+            "COPY of the same rows, {streams} concurrent connection(s): {copy_rate:.0}"
+        ),
         ratio: format!("{:.0} %", 100.0 * http_rate / copy_rate),
         goal: "≥ 60 %",
     }
 }
 
-/// Single-event POSTs at a fixed concurrency vs pgbench running the same INSERT, in `rounds`
-/// interleaved rounds (the machine's drift hits both sides alike); the medians are compared.
+/// Single-event POSTs at a fixed concurrency vs pgbench at the same concurrency, in `rounds`
+/// interleaved rounds (the machine's drift hits all sides alike); medians are compared. The
+/// service coalesces concurrent events into multi-row INSERTs, k events per INSERT and commit on
+/// average (its own metric, `datastorage_audit_insert_batch_events`, read for each round); the
+/// like-for-like baseline is pgbench inserting the same rows k per transaction (k rounded), and
+/// pgbench committing every row alone is the naive client's reference.
 async fn single_vs_pgbench(
     cluster: &Cluster,
     url: &str,
@@ -277,45 +310,69 @@ async fn single_vs_pgbench(
     seconds: u64,
     concurrency: usize,
     rounds: usize,
-) -> Row {
-    let mut http = Vec::new();
-    let mut pgbench = Vec::new();
+) -> Vec<Row> {
+    let (mut http, mut batched, mut per_row) = (Vec::new(), Vec::new(), Vec::new());
     let mut latencies = Vec::new();
-    let (mut batches, mut batched) = (0.0, 0.0);
+    let mut ks = Vec::new();
     for round in 1..=rounds {
         truncate(url).await;
         let before = batch_metrics();
         let (rate, mut l) = http_round(base, seconds, concurrency).await;
         let after = batch_metrics();
-        batches += after.0 - before.0;
-        batched += after.1 - before.1;
+        let k = (after.1 - before.1) / (after.0 - before.0).max(1.0);
+        let rows_per_txn = (k.round() as usize).max(1);
         truncate(url).await;
-        let (tps, pgbench_latency) = pgbench_round(cluster, url, seconds, concurrency);
+        let (tps, _) = pgbench_round(cluster, url, seconds, concurrency, rows_per_txn);
+        truncate(url).await;
+        let (tps1, _) = pgbench_round(cluster, url, seconds, concurrency, 1);
+        let rows = tps * rows_per_txn as f64;
         eprintln!(
-            "round {round}/{rounds}: service {rate:.0} events/s, pgbench {tps:.0} tps ({pgbench_latency})"
+            "round {round}/{rounds}: service {rate:.0} events/s ({k:.2} per INSERT); pgbench {rows:.0} rows/s at {rows_per_txn} per transaction, {tps1:.0} rows/s at 1"
         );
         http.push(rate);
-        pgbench.push(tps);
+        batched.push(rows);
+        per_row.push(tps1);
         latencies.append(&mut l);
+        ks.push(k);
     }
     truncate(url).await;
     latencies.sort();
     let mean = latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32;
-    let (http, tps) = (median(&mut http), median(&mut pgbench));
-    Row {
-        label: format!(
-            "single-event POST, {concurrency} clients, median of {rounds} × {seconds} s rounds (events/s)"
-        ),
-        value: format!(
-            "{http:.0} (latency mean {:.2} ms, p99 {:.2} ms; {:.1} events per INSERT)",
-            mean.as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-            batched / batches.max(1.0),
-        ),
-        baseline: format!("pgbench same INSERT: {tps:.0}"),
-        ratio: format!("{:.0} %", 100.0 * http / tps),
-        goal: "≥ 70 %",
-    }
+    let k = median(&mut ks);
+    let (http, batched, per_row) = (
+        median(&mut http),
+        median(&mut batched),
+        median(&mut per_row),
+    );
+    let value = format!(
+        "{http:.0} (latency mean {:.2} ms, p99 {:.2} ms; {k:.2} events per INSERT and commit)",
+        mean.as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    let label = format!(
+        "single-event POST, {concurrency} clients, median of {rounds} × {seconds} s rounds (events/s)"
+    );
+    vec![
+        Row {
+            label: label.clone(),
+            value: value.clone(),
+            baseline: format!(
+                "pgbench, {concurrency} clients, the same rows {} per INSERT and commit (as the service): {batched:.0} rows/s",
+                (k.round() as usize).max(1)
+            ),
+            ratio: format!("{:.0} %", 100.0 * http / batched),
+            goal: "≥ 70 %",
+        },
+        Row {
+            label,
+            value,
+            baseline: format!(
+                "pgbench, {concurrency} clients, one row per INSERT and commit (a naive client): {per_row:.0} rows/s"
+            ),
+            ratio: format!("{:.0} %", 100.0 * http / per_row),
+            goal: "reference",
+        },
+    ]
 }
 
 /// INSERTs of single events and the events they stored so far, from the service's metrics.
@@ -365,20 +422,33 @@ async fn http_round(base: &str, seconds: u64, concurrency: usize) -> (f64, Vec<D
     (rate, latencies)
 }
 
-/// One pgbench round of the INSERT the service runs: tps and pgbench's mean latency.
-fn pgbench_round(cluster: &Cluster, url: &str, seconds: u64, concurrency: usize) -> (f64, String) {
-    let script = std::env::temp_dir().join(format!("ds-bench-{}.sql", std::process::id()));
+/// One pgbench round of the rows the service writes, `rows_per_txn` rows per INSERT (one
+/// statement, one commit): transactions per second and pgbench's mean latency.
+fn pgbench_round(
+    cluster: &Cluster,
+    url: &str,
+    seconds: u64,
+    concurrency: usize,
+    rows_per_txn: usize,
+) -> (f64, String) {
+    let script = std::env::temp_dir().join(format!(
+        "ds-bench-{}-{rows_per_txn}.sql",
+        std::process::id()
+    ));
     std::fs::write(
         &script,
-        "\\set i random(1, 100000000)\n\
-         INSERT INTO audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
-         event_category, event_action, event_outcome, actor_type, actor_id, resource_type, resource_id, \
-         correlation_id, parent_event_id, parent_event_date, trace_id, span_id, namespace, cluster_name, \
-         event_data, severity, duration_ms, error_code, error_message, retention_days) \
-         VALUES (gen_random_uuid(), '1.0', 'bench.type.' || (:i::int % 20), now(), (now() AT TIME ZONE 'UTC')::date, \
-         'gateway', 'received', 'success', 'service', 'gateway-service', 'gateway', 'bench-' || (:i::int / 10), \
-         'bench-' || (:i::int / 10), NULL, NULL, NULL, NULL, NULL, NULL, \
-         jsonb_build_object('i', :i::int, 'pod', 'api-7d9f', 'namespace', 'payments'), 'info', NULL, NULL, NULL, 2555);\n",
+        format!(
+            "\\set i random(1, 100000000)\n\
+             INSERT INTO audit_events (event_id, event_version, event_type, event_timestamp, event_date, \
+             event_category, event_action, event_outcome, actor_type, actor_id, resource_type, resource_id, \
+             correlation_id, parent_event_id, parent_event_date, trace_id, span_id, namespace, cluster_name, \
+             event_data, severity, duration_ms, error_code, error_message, retention_days) \
+             SELECT gen_random_uuid(), '1.0', 'bench.type.' || ((:i::int + g) % 20), now(), (now() AT TIME ZONE 'UTC')::date, \
+             'gateway', 'received', 'success', 'service', 'gateway-service', 'gateway', 'bench-' || ((:i::int + g) / 10), \
+             'bench-' || ((:i::int + g) / 10), NULL, NULL, NULL, NULL, NULL, NULL, \
+             jsonb_build_object('i', :i::int + g, 'pod', 'api-7d9f', 'namespace', 'payments'), 'info', NULL, NULL, NULL, 2555 \
+             FROM generate_series(1, {rows_per_txn}) AS g;\n"
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(cluster.binaries().program("pgbench"))
@@ -520,10 +590,14 @@ async fn main() {
     let runs = |which| args.only.is_empty() || args.only.contains(&which);
     let mut rows = Vec::new();
     if runs(Which::Batch) {
-        rows.push(batch_vs_copy(&url, &base, args.batch_events, args.rounds.max(1)).await);
+        for streams in [4, 1] {
+            rows.push(
+                batch_vs_copy(&url, &base, args.batch_events, args.rounds.max(1), streams).await,
+            );
+        }
     }
     if runs(Which::Single) {
-        rows.push(
+        rows.extend(
             single_vs_pgbench(
                 &cluster,
                 &url,
@@ -540,12 +614,66 @@ async fn main() {
     }
     let _ = stop.send(());
 
-    println!("| benchmark | service | baseline (same run) | service / baseline | goal |");
-    println!("|---|---|---|---|---|");
+    let mut table = String::from(
+        "| benchmark | service | baseline (same run) | service / baseline | goal |\n|---|---|---|---|---|\n",
+    );
     for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {} |",
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
             r.label, r.value, r.baseline, r.ratio, r.goal
-        );
+        ));
     }
+    print!("{table}");
+    if args.record {
+        record(&table, cluster.binaries().version());
+        eprintln!("wrote docs/benchmarks/service.md");
+    }
+}
+
+/// The SHA-256 of this file as it was built: docs/benchmarks/service.md records it, and the API
+/// suite's `recorded_benchmark_is_of_the_current_bench` fails when the two differ.
+fn source_hash() -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(include_str!("service.rs").as_bytes()))
+}
+
+/// Writes the results file the README links to: how the figures were taken, and the table.
+fn record(table: &str, postgres: &str) {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks/service.md");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").parse::<f64>().ok())
+        .map_or_else(
+            || "?".to_owned(),
+            |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0),
+        );
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map_or("?", |l| l.trim_start_matches([' ', '\t', ':']));
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let arguments: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench" && a != "--record")
+        .collect();
+    let text = format!(
+        "# Service benchmark results\n\n\
+         Written by `cargo bench -p datastorage --bench service -- --record{}` on {} \
+         ({cores} cores, {memory}, {cpu}; load generator, service and PostgreSQL share the \
+         cores), server `{postgres}` (embedded). What each row compares is in its cells; the \
+         method is in `services/datastorage/benches/service.rs`.\n\n{table}\n\
+         <!-- bench source sha256: {} -->\n",
+        arguments
+            .iter()
+            .map(|a| format!(" {a}"))
+            .collect::<String>(),
+        Utc::now().format("%Y-%m-%d"),
+        source_hash(),
+    );
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod db;
+pub mod fuzzing;
 pub mod http;
 pub mod profile;
 pub mod roles;

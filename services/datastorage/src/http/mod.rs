@@ -124,7 +124,12 @@ pub fn metrics_handle() -> PrometheusHandle {
     info(
         title = "DataStorage API",
         description = "Audit events, notification audit records and the remediation-workflow catalog. \
-                       Errors are RFC 7807 problem documents (application/problem+json)."
+                       Errors are RFC 7807 problem documents (application/problem+json).\n\n\
+                       The schemas state every limit JSON Schema can express. Beyond them: \
+                       no text (in a body, a path or a query) may hold the NUL character \
+                       U+0000, which PostgreSQL cannot store (400); a query parameter the \
+                       operation does not list is refused (400); rules JSON Schema cannot \
+                       express are in each field's description."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -168,7 +173,9 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the service, generated from the handlers' own types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    utoipa::Modify::modify(&workflows::UpdateNeedsAField, &mut doc);
+    doc
 }
 
 /// The OpenAPI document (the same as `docs/openapi.json`).

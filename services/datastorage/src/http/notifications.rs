@@ -1,5 +1,7 @@
 //! Notification audit records.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -13,7 +15,7 @@ use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Result, ServerProblems, TokenProblem,
     on_constraint,
 };
-use super::validate;
+use super::validate::Rules;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -46,20 +48,24 @@ impl NotificationStatus {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotification {
-    /// 1–255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     pub remediation_id: String,
-    /// 1–255 characters; unique.
+    /// Unique (409 if a record with it exists).
+    #[schema(min_length = 1, max_length = 255)]
     pub notification_id: String,
-    /// 1–255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     pub recipient: String,
-    /// 1–50 characters, e.g. `slack`, `email`.
+    /// e.g. `slack`, `email`.
+    #[schema(min_length = 1, max_length = 50)]
     pub channel: String,
+    #[schema(min_length = 1, max_length = 100000)]
     pub message_summary: String,
     pub status: NotificationStatus,
     pub sent_at: DateTime<Utc>,
     pub delivery_status: Option<String>,
     pub error_message: Option<String>,
-    /// Non-negative; default 0.
+    /// Default 0.
+    #[schema(minimum = 0)]
     pub escalation_level: Option<i32>,
     pub signal_fingerprint: Option<String>,
 }
@@ -103,17 +109,18 @@ pub async fn create_notification(
     State(state): State<AppState>,
     Json(n): Json<NewNotification>,
 ) -> Result<(StatusCode, Json<Notification>)> {
-    validate::text("remediation_id", &n.remediation_id, 1, 255)?;
-    validate::text("notification_id", &n.notification_id, 1, 255)?;
-    validate::text("recipient", &n.recipient, 1, 255)?;
-    validate::text("channel", &n.channel, 1, 50)?;
-    validate::text("message_summary", &n.message_summary, 1, 100_000)?;
-    let escalation_level = n.escalation_level.unwrap_or(0);
-    if escalation_level < 0 {
-        return Err(Error::validation(format!(
-            "escalation_level: must not be negative (got {escalation_level})"
-        )));
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<NewNotification>);
+    for (field, value) in [
+        ("remediation_id", &n.remediation_id),
+        ("notification_id", &n.notification_id),
+        ("recipient", &n.recipient),
+        ("channel", &n.channel),
+        ("message_summary", &n.message_summary),
+    ] {
+        RULES.text(field, value)?;
     }
+    let escalation_level = n.escalation_level.unwrap_or(0);
+    RULES.number("escalation_level", f64::from(escalation_level))?;
     let stored = sqlx::query_as!(
         Notification,
         r#"INSERT INTO notification_audit (

@@ -1,27 +1,160 @@
-//! Small validation helpers shared by the resource modules.
+//! Validation of requests. The limits a request type's fields must keep (lengths, ranges) are
+//! written once, as `#[schema(min_length, max_length, minimum, maximum)]` / `#[param(…)]`
+//! attributes: they are in the OpenAPI document as JSON Schema keywords, and [`Rules`] reads the
+//! checks from that same schema, so the document and the handlers cannot disagree.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{RefOr, path::ParameterIn};
+use utoipa::{IntoParams, PartialSchema};
 
 use super::error::Error;
 
-/// `value` must have `min..=max` characters.
-pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
-    let n = value.chars().count();
-    if n < min || n > max {
-        return Err(Error::validation(if min == 0 {
-            format!("{field}: must be at most {max} characters (got {n})")
-        } else {
-            format!("{field}: must be {min} to {max} characters (got {n})")
-        }));
-    }
-    Ok(())
+/// The limits of one field, as its schema states them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Limits {
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
 }
 
-/// An optional `value` must have at most `max` characters.
-pub fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<(), Error> {
-    match value {
-        Some(v) => text(field, v, 0, max),
-        None => Ok(()),
+/// The field limits of one request type, read from its OpenAPI schema.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Prefix of field names in messages (`labels.` for a nested object).
+    prefix: &'static str,
+    fields: BTreeMap<String, Limits>,
+}
+
+impl Rules {
+    /// The rules of a request body type (its `ToSchema` object).
+    pub fn of<T: PartialSchema>() -> Self {
+        Self::nested::<T>("")
+    }
+
+    /// The rules of a type nested in a request body, named `prefix` + field in messages.
+    pub fn nested<T: PartialSchema>(prefix: &'static str) -> Self {
+        let mut fields = BTreeMap::new();
+        if let RefOr::T(Schema::Object(object)) = T::schema() {
+            for (name, property) in object.properties {
+                if let RefOr::T(schema) = property {
+                    fields.insert(name, limits(&schema));
+                }
+            }
+        }
+        Self { prefix, fields }
+    }
+
+    /// The rules of a query-parameter type (its `IntoParams` parameters).
+    pub fn of_params<T: IntoParams>() -> Self {
+        let fields = T::into_params(|| Some(ParameterIn::Query))
+            .into_iter()
+            .filter_map(|p| match p.schema {
+                Some(RefOr::T(schema)) => Some((p.name, limits(&schema))),
+                _ => None,
+            })
+            .collect();
+        Self { prefix: "", fields }
+    }
+
+    fn limits(&self, field: &str) -> Limits {
+        match self.fields.get(field) {
+            Some(limits) => *limits,
+            // A check of a field the schema does not have is a programming error; the
+            // document-driven API tests reach every check.
+            None => panic!("validation of {field:?}, which the schema does not describe"),
+        }
+    }
+
+    /// A string field: its length in characters (as PostgreSQL's `varchar(n)` counts).
+    pub fn text(&self, field: &str, value: &str) -> Result<(), Error> {
+        let Limits {
+            min_length,
+            max_length,
+            ..
+        } = self.limits(field);
+        let n = value.chars().count();
+        let min = min_length.unwrap_or(0);
+        let max = max_length.unwrap_or(usize::MAX);
+        if n < min || n > max {
+            let prefix = self.prefix;
+            return Err(Error::validation(if min == 0 {
+                format!("{prefix}{field}: must be at most {max} characters (got {n})")
+            } else if max == usize::MAX {
+                format!("{prefix}{field}: must be at least {min} characters (got {n})")
+            } else {
+                format!("{prefix}{field}: must be {min} to {max} characters (got {n})")
+            }));
+        }
+        Ok(())
+    }
+
+    /// An optional (nullable) string field.
+    pub fn opt_text(&self, field: &str, value: Option<&str>) -> Result<(), Error> {
+        match value {
+            Some(v) => self.text(field, v),
+            None => Ok(()),
+        }
+    }
+
+    /// A number field: its range.
+    pub fn number(&self, field: &str, value: f64) -> Result<(), Error> {
+        let Limits {
+            minimum, maximum, ..
+        } = self.limits(field);
+        let below = minimum.is_some_and(|min| value < min);
+        let above = maximum.is_some_and(|max| value > max);
+        if below || above {
+            let prefix = self.prefix;
+            return Err(Error::validation(match (minimum, maximum) {
+                (Some(min), Some(max)) => {
+                    format!("{prefix}{field}: must be {min} to {max} (got {value})")
+                }
+                (Some(0.0), None) => {
+                    format!("{prefix}{field}: must not be negative (got {value})")
+                }
+                (Some(min), None) => {
+                    format!("{prefix}{field}: must be at least {min} (got {value})")
+                }
+                (None, _) => format!(
+                    "{prefix}{field}: must be at most {} (got {value})",
+                    maximum.unwrap_or_default()
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// An optional number field.
+    pub fn opt_number(&self, field: &str, value: Option<f64>) -> Result<(), Error> {
+        match value {
+            Some(v) => self.number(field, v),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The limits a property's schema states (nullable types included: `["string", "null"]`).
+fn limits(schema: &Schema) -> Limits {
+    match schema {
+        Schema::Object(o) => Limits {
+            min_length: o.min_length,
+            max_length: o.max_length,
+            minimum: o.minimum.as_ref().map(number),
+            maximum: o.maximum.as_ref().map(number),
+        },
+        _ => Limits::default(),
+    }
+}
+
+fn number(n: &utoipa::Number) -> f64 {
+    match *n {
+        utoipa::Number::Int(i) => i as f64,
+        utoipa::Number::UInt(u) => u as f64,
+        utoipa::Number::Float(f) => f,
     }
 }
 
@@ -50,13 +183,44 @@ pub fn time_or_relative(
 mod tests {
     use super::*;
 
+    #[allow(dead_code)]
+    #[derive(utoipa::ToSchema)]
+    struct Sample {
+        #[schema(min_length = 1, max_length = 3)]
+        name: String,
+        #[schema(max_length = 2)]
+        note: Option<String>,
+        #[schema(minimum = 0)]
+        count: Option<i32>,
+        #[schema(minimum = 1, maximum = 1000)]
+        limit: i64,
+    }
+
     #[test]
-    fn lengths_count_characters() {
-        assert!(text("f", "é", 1, 1).is_ok());
-        let err = text("event_type", "", 1, 100).unwrap_err().to_string();
-        assert_eq!(err, "event_type: must be 1 to 100 characters (got 0)");
-        assert!(opt_text("f", Some("abc"), 2).is_err());
-        assert!(opt_text("f", None, 2).is_ok());
+    fn limits_come_from_the_schema() {
+        let rules = Rules::of::<Sample>();
+        assert!(rules.text("name", "éé").is_ok());
+        let err = rules.text("name", "").unwrap_err().to_string();
+        assert_eq!(err, "name: must be 1 to 3 characters (got 0)");
+        assert!(rules.text("name", "abcd").is_err());
+        assert!(rules.opt_text("note", Some("abc")).is_err());
+        assert!(rules.opt_text("note", None).is_ok());
+        let err = rules.number("count", -5.0).unwrap_err().to_string();
+        assert_eq!(err, "count: must not be negative (got -5)");
+        let err = rules.number("limit", 0.0).unwrap_err().to_string();
+        assert_eq!(err, "limit: must be 1 to 1000 (got 0)");
+        assert!(rules.number("limit", 1000.0).is_ok());
+        let err = Rules::nested::<Sample>("labels.")
+            .text("name", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("labels.name: "), "{err}");
+    }
+
+    #[test]
+    #[should_panic(expected = "which the schema does not describe")]
+    fn a_check_of_an_undescribed_field_is_a_bug() {
+        let _ = Rules::of::<Sample>().text("nope", "x");
     }
 
     #[test]

@@ -113,14 +113,18 @@ impl Drop for TestApp {
     }
 }
 
-pub async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status();
-    let content_type = response
-        .headers()
+/// The `content-type` of a response ("" when it has none).
+pub fn content_type(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_owned();
+        .to_owned()
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let content_type = content_type(response.headers());
     let bytes = response.bytes().await.unwrap();
     Reply {
         status,

@@ -6,8 +6,12 @@
 mod helpers;
 
 mod audit;
+mod benchmarks;
+mod contract;
+mod docgen;
 mod errors;
 mod fuzz;
+mod fuzz_corpus;
 mod notifications;
 mod openapi;
 mod pools;

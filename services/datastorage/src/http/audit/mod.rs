@@ -1,5 +1,7 @@
 //! Audit events: single and batch writes, filtered queries with keyset pagination, lookup by id.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -8,7 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -21,7 +25,7 @@ use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
     TokenProblem,
 };
-use super::validate;
+use super::validate::{self, Rules};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,53 +89,65 @@ impl EventOutcome {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAuditEvent {
-    /// Event schema version, 1–20 characters.
-    #[schema(example = "1.0")]
+    /// Event schema version.
+    #[schema(example = "1.0", min_length = 1, max_length = 20)]
     pub version: String,
-    /// Up to 100 characters.
-    #[schema(example = "gateway.signal.received")]
+    #[schema(example = "gateway.signal.received", min_length = 1, max_length = 100)]
     pub event_type: String,
     /// RFC 3339; at most 5 minutes in the future and at most 7 days old.
     pub event_timestamp: DateTime<Utc>,
     pub event_category: EventCategory,
-    /// Up to 50 characters.
-    #[schema(example = "received")]
+    #[schema(example = "received", min_length = 1, max_length = 50)]
     pub event_action: String,
     pub event_outcome: EventOutcome,
-    /// 1–255 characters.
-    #[schema(example = "rr-2026-11-25-001")]
+    #[schema(example = "rr-2026-11-25-001", min_length = 1, max_length = 255)]
     pub correlation_id: String,
     /// Any JSON object.
     #[schema(value_type = Object)]
     pub event_data: Map<String, Value>,
     /// Default `service`.
+    #[schema(max_length = 50)]
     pub actor_type: Option<String>,
     /// Default `<event_category>-service`.
+    #[schema(max_length = 255)]
     pub actor_id: Option<String>,
     /// Default: the event category.
+    #[schema(max_length = 100)]
     pub resource_type: Option<String>,
     /// Default: the correlation id.
+    #[schema(max_length = 255)]
     pub resource_id: Option<String>,
-    /// An existing event's id.
+    /// An existing event's id (400 if there is none).
     pub parent_event_id: Option<Uuid>,
+    #[schema(max_length = 253)]
     pub namespace: Option<String>,
+    #[schema(max_length = 255)]
     pub cluster_name: Option<String>,
     /// Default `info`.
+    #[schema(max_length = 20)]
     pub severity: Option<String>,
-    /// Non-negative.
+    #[schema(minimum = 0)]
     pub duration_ms: Option<i32>,
+    #[schema(max_length = 50)]
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    #[schema(max_length = 64)]
     pub trace_id: Option<String>,
+    #[schema(max_length = 32)]
     pub span_id: Option<String>,
 }
 
 impl NewAuditEvent {
     fn validate(self, now: DateTime<Utc>) -> Result<Row> {
-        validate::text("version", &self.version, 1, 20)?;
-        validate::text("event_type", &self.event_type, 1, 100)?;
-        validate::text("event_action", &self.event_action, 1, 50)?;
-        validate::text("correlation_id", &self.correlation_id, 1, 255)?;
+        static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<NewAuditEvent>);
+        for (field, value) in [
+            ("version", &self.version),
+            ("event_type", &self.event_type),
+            ("event_action", &self.event_action),
+            ("correlation_id", &self.correlation_id),
+        ] {
+            RULES.text(field, value)?;
+        }
         if self.event_timestamp > now + MAX_FUTURE {
             return Err(Error::validation(format!(
                 "event_timestamp: {} is more than 5 minutes in the future",
@@ -144,23 +160,21 @@ impl NewAuditEvent {
                 self.event_timestamp.to_rfc3339()
             )));
         }
-        validate::opt_text("actor_type", self.actor_type.as_deref(), 50)?;
-        validate::opt_text("actor_id", self.actor_id.as_deref(), 255)?;
-        validate::opt_text("resource_type", self.resource_type.as_deref(), 100)?;
-        validate::opt_text("resource_id", self.resource_id.as_deref(), 255)?;
-        validate::opt_text("namespace", self.namespace.as_deref(), 253)?;
-        validate::opt_text("cluster_name", self.cluster_name.as_deref(), 255)?;
-        validate::opt_text("severity", self.severity.as_deref(), 20)?;
-        validate::opt_text("error_code", self.error_code.as_deref(), 50)?;
-        validate::opt_text("trace_id", self.trace_id.as_deref(), 64)?;
-        validate::opt_text("span_id", self.span_id.as_deref(), 32)?;
-        if let Some(ms) = self.duration_ms
-            && ms < 0
-        {
-            return Err(Error::validation(format!(
-                "duration_ms: must not be negative (got {ms})"
-            )));
+        for (field, value) in [
+            ("actor_type", &self.actor_type),
+            ("actor_id", &self.actor_id),
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("namespace", &self.namespace),
+            ("cluster_name", &self.cluster_name),
+            ("severity", &self.severity),
+            ("error_code", &self.error_code),
+            ("trace_id", &self.trace_id),
+            ("span_id", &self.span_id),
+        ] {
+            RULES.opt_text(field, value.as_deref())?;
         }
+        RULES.opt_number("duration_ms", self.duration_ms.map(f64::from))?;
         let category = self.event_category.as_str();
         Ok(Row {
             event_id: Uuid::new_v4(),
@@ -191,6 +205,33 @@ impl NewAuditEvent {
             error_code: self.error_code,
             error_message: self.error_message,
         })
+    }
+}
+
+/// Fewest events in a batch.
+const MIN_BATCH: usize = 1;
+
+/// The request body of the batch write: a JSON array of audit events, stored all or nothing.
+/// Only its schema is used: the handler reads the elements one by one from the raw body.
+#[derive(Debug)]
+pub struct EventBatch;
+
+impl utoipa::PartialSchema for EventBatch {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Array(
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(NewAuditEvent::name()))
+                .min_items(Some(MIN_BATCH))
+                .description(Some("Audit events, stored all or nothing."))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for EventBatch {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((NewAuditEvent::name().into(), NewAuditEvent::schema()));
+        <NewAuditEvent as ToSchema>::schemas(schemas);
     }
 }
 
@@ -256,7 +297,7 @@ pub async fn create_event(
     post,
     path = "/api/v1/audit/events/batch",
     tag = "audit",
-    request_body = Vec<NewAuditEvent>,
+    request_body = EventBatch,
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "All stored", body = BatchCreated),
@@ -274,7 +315,7 @@ pub async fn create_batch(
     // its index in any error, and no intermediate JSON tree is built.
     let items: Vec<&RawValue> = serde_json::from_str(body.get())
         .map_err(|_| Error::validation("the batch body must be a JSON array of events"))?;
-    if items.is_empty() {
+    if items.len() < MIN_BATCH {
         return Err(Error::validation("the batch is empty"));
     }
     let now = Utc::now();
@@ -365,7 +406,8 @@ pub struct EventFilter {
     pub since: Option<String>,
     /// RFC 3339 time or a duration ago; exclusive.
     pub until: Option<String>,
-    /// 1–1000, default 100.
+    /// Default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -422,12 +464,9 @@ pub async fn list_events(
     Query(filter): Query<EventFilter>,
 ) -> Result<Json<EventPage>> {
     let now = Utc::now();
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of_params::<EventFilter>);
     let limit = filter.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::validation(format!(
-            "limit: must be 1 to 1000 (got {limit})"
-        )));
-    }
+    RULES.number("limit", limit as f64)?;
     let since = filter
         .since
         .as_deref()

@@ -1,6 +1,8 @@
 //! The remediation-workflow catalog: versioned workflows (create, list, read: here), lifecycle
 //! updates ([`patch`]), label search ([`search`]).
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -17,7 +19,7 @@ use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
     TokenProblem, on_constraint,
 };
-use super::validate;
+use super::validate::Rules;
 
 mod patch;
 mod search;
@@ -103,21 +105,26 @@ impl Priority {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowLabels {
-    /// e.g. `OOMKilled`; 1–100 characters.
+    /// e.g. `OOMKilled`.
+    #[schema(min_length = 1, max_length = 100)]
     pub signal_type: String,
     pub severity: Severity,
-    /// e.g. `deployment`, or `*` for any component; 1–100 characters.
+    /// e.g. `deployment`, or `*` for any component.
+    #[schema(min_length = 1, max_length = 100)]
     pub component: String,
-    /// e.g. `production`; 1–100 characters.
+    /// e.g. `production`.
+    #[schema(min_length = 1, max_length = 100)]
     pub environment: String,
     pub priority: Priority,
 }
 
 impl WorkflowLabels {
     fn validate(&self) -> Result<()> {
-        validate::text("labels.signal_type", &self.signal_type, 1, 100)?;
-        validate::text("labels.component", &self.component, 1, 100)?;
-        validate::text("labels.environment", &self.environment, 1, 100)
+        static RULES: LazyLock<Rules> =
+            LazyLock::new(|| Rules::nested::<WorkflowLabels>("labels."));
+        RULES.text("signal_type", &self.signal_type)?;
+        RULES.text("component", &self.component)?;
+        RULES.text("environment", &self.environment)
     }
 
     fn to_json(&self) -> Value {
@@ -135,23 +142,28 @@ impl WorkflowLabels {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkflow {
-    /// Stable name shared by all versions; 1–255 characters.
-    #[schema(example = "oomkill-increase-memory")]
+    /// Stable name shared by all versions.
+    #[schema(example = "oomkill-increase-memory", min_length = 1, max_length = 255)]
     pub workflow_name: String,
-    /// 1–50 characters; unique per workflow_name.
-    #[schema(example = "1.0.0")]
+    /// Unique per workflow_name (409 if the pair exists).
+    #[schema(example = "1.0.0", min_length = 1, max_length = 50)]
     pub version: String,
-    /// Display name; 1–255 characters.
+    /// Display name.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 100000)]
     pub description: String,
     /// The workflow definition; its SHA-256 is stored as `content_hash`.
+    #[schema(min_length = 1, max_length = 10000000)]
     pub content: String,
     pub labels: WorkflowLabels,
     /// Default `active`.
     pub status: Option<WorkflowStatus>,
+    /// A JSON object.
     #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Map<String, Value>>,
     /// Default `tekton`.
+    #[schema(min_length = 1, max_length = 100)]
     pub execution_engine: Option<String>,
     pub container_image: Option<String>,
     pub container_digest: Option<String>,
@@ -214,14 +226,19 @@ pub async fn create_workflow(
     State(state): State<AppState>,
     Json(w): Json<NewWorkflow>,
 ) -> Result<(StatusCode, Json<Workflow>)> {
-    validate::text("workflow_name", &w.workflow_name, 1, 255)?;
-    validate::text("version", &w.version, 1, 50)?;
-    validate::text("name", &w.name, 1, 255)?;
-    validate::text("description", &w.description, 1, 100_000)?;
-    validate::text("content", &w.content, 1, 10_000_000)?;
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<NewWorkflow>);
+    for (field, value) in [
+        ("workflow_name", &w.workflow_name),
+        ("version", &w.version),
+        ("name", &w.name),
+        ("description", &w.description),
+        ("content", &w.content),
+    ] {
+        RULES.text(field, value)?;
+    }
     w.labels.validate()?;
+    RULES.opt_text("execution_engine", w.execution_engine.as_deref())?;
     let execution_engine = w.execution_engine.unwrap_or_else(|| "tekton".to_owned());
-    validate::text("execution_engine", &execution_engine, 1, 100)?;
     let content_hash = hex::encode(Sha256::digest(w.content.as_bytes()));
     let status = w.status.unwrap_or(WorkflowStatus::Active);
 
@@ -264,7 +281,7 @@ pub async fn create_workflow(
         content_hash,
         w.labels.to_json(),
         status.as_str(),
-        w.parameters,
+        w.parameters.map(Value::Object),
         execution_engine,
         w.container_image,
         w.container_digest,
@@ -295,9 +312,11 @@ pub struct WorkflowFilter {
     pub environment: Option<String>,
     /// Only latest versions (`true`) or only older ones (`false`).
     pub latest_only: Option<bool>,
-    /// 1–1000, default 50.
+    /// Default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -327,18 +346,11 @@ pub async fn list_workflows(
     State(state): State<AppState>,
     Query(f): Query<WorkflowFilter>,
 ) -> Result<Json<WorkflowPage>> {
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of_params::<WorkflowFilter>);
     let limit = f.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::validation(format!(
-            "limit: must be 1 to 1000 (got {limit})"
-        )));
-    }
+    RULES.number("limit", limit as f64)?;
     let offset = f.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(Error::validation(format!(
-            "offset: must not be negative (got {offset})"
-        )));
-    }
+    RULES.number("offset", offset as f64)?;
     let status = f.status.map(WorkflowStatus::as_str);
     let severity = f.severity.map(Severity::as_str);
     // The page and the number of all matches (which a window count over the page would miss

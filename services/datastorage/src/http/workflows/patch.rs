@@ -2,14 +2,42 @@
 
 use super::*;
 
-/// The mutable part of a workflow version. Any other field is immutable (400).
+/// The mutable part of a workflow version: at least one of its fields. Any other field is
+/// immutable (400).
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkflowUpdate {
+    #[schema(nullable = false)]
     pub status: Option<WorkflowStatus>,
     /// Set to null to clear.
+    #[schema(max_length = 255)]
     pub disabled_by: Option<String>,
     /// Set to null to clear.
+    #[schema(max_length = 10000)]
     pub disabled_reason: Option<String>,
+}
+
+/// Fewest fields in an update (`minProperties` of [`WorkflowUpdate`], set by
+/// [`UpdateNeedsAField`]).
+const MIN_UPDATE_FIELDS: usize = 1;
+
+/// States `minProperties` of the PATCH body in the document. utoipa-gen 5.5 writes
+/// `#[schema(min_properties = …)]` as `maxProperties` (its `Feature::MinProperties` emits
+/// `.max_properties(…)`), so the keyword is set here instead.
+#[derive(Debug)]
+pub struct UpdateNeedsAField;
+
+impl utoipa::Modify for UpdateNeedsAField {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schema = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("WorkflowUpdate"));
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o))) = schema
+        {
+            o.min_properties = Some(MIN_UPDATE_FIELDS);
+        }
+    }
 }
 
 /// Parsed PATCH body: which fields were given, and their values (`None` = null).
@@ -24,17 +52,18 @@ fn parse_patch(body: Value) -> Result<Patch> {
     let Value::Object(fields) = body else {
         return Err(Error::validation("the update must be a JSON object"));
     };
-    if fields.is_empty() {
+    if fields.len() < MIN_UPDATE_FIELDS {
         return Err(Error::validation(
             "the update is empty; it may set status, disabled_by and disabled_reason",
         ));
     }
     let mut patch = Patch::default();
-    let opt_string = |key: &str, v: Value, max: usize| -> Result<Option<String>> {
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<WorkflowUpdate>);
+    let opt_string = |key: &str, v: Value| -> Result<Option<String>> {
         match v {
             Value::Null => Ok(None),
             Value::String(s) => {
-                validate::text(key, &s, 0, max)?;
+                RULES.text(key, &s)?;
                 Ok(Some(s))
             }
             other => Err(Error::validation(format!(
@@ -50,9 +79,9 @@ fn parse_patch(body: Value) -> Result<Patch> {
                         .map_err(|e| Error::validation(format!("status: {e}")))?,
                 );
             }
-            "disabled_by" => patch.disabled_by = Some(opt_string("disabled_by", value, 255)?),
+            "disabled_by" => patch.disabled_by = Some(opt_string("disabled_by", value)?),
             "disabled_reason" => {
-                patch.disabled_reason = Some(opt_string("disabled_reason", value, 10_000)?);
+                patch.disabled_reason = Some(opt_string("disabled_reason", value)?);
             }
             other => {
                 return Err(Error::validation(format!(

@@ -6,10 +6,13 @@ use super::*;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub signal_type: String,
     pub severity: Severity,
     /// `*` matches any component (and a workflow whose component is `*` matches any request).
+    #[schema(min_length = 1, max_length = 100)]
     pub component: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub environment: String,
     pub priority: Priority,
     /// Each label the workflow has with the same value adds 0.5 to the score's numerator;
@@ -20,9 +23,11 @@ pub struct SearchRequest {
     /// adds 0.5.
     #[schema(value_type = Option<Object>)]
     pub custom_labels: Option<Map<String, Value>>,
-    /// 1–100, default 10.
+    /// Default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<u32>,
-    /// 0–1, default 0.
+    /// Default 0.
+    #[schema(minimum = 0, maximum = 1)]
     pub min_score: Option<f64>,
 }
 
@@ -108,21 +113,18 @@ pub async fn search_workflows(
     State(state): State<AppState>,
     Json(req): Json<SearchRequest>,
 ) -> Result<Json<SearchResults>> {
-    validate::text("signal_type", &req.signal_type, 1, 100)?;
-    validate::text("component", &req.component, 1, 100)?;
-    validate::text("environment", &req.environment, 1, 100)?;
+    static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<SearchRequest>);
+    for (field, value) in [
+        ("signal_type", &req.signal_type),
+        ("component", &req.component),
+        ("environment", &req.environment),
+    ] {
+        RULES.text(field, value)?;
+    }
     let top_k = req.top_k.unwrap_or(10);
-    if !(1..=100).contains(&top_k) {
-        return Err(Error::validation(format!(
-            "top_k: must be 1 to 100 (got {top_k})"
-        )));
-    }
+    RULES.number("top_k", f64::from(top_k))?;
     let min_score = req.min_score.unwrap_or(0.0);
-    if !(0.0..=1.0).contains(&min_score) {
-        return Err(Error::validation(format!(
-            "min_score: must be between 0 and 1 (got {min_score})"
-        )));
-    }
+    RULES.number("min_score", min_score)?;
     let candidates = sqlx::query!(
         r#"SELECT workflow_id, workflow_name, version, name, description, labels,
                   custom_labels, detected_labels, container_image, execution_engine
