@@ -48,6 +48,16 @@ pub struct Config {
     #[arg(long, env = "DATASTORAGE_WRITE_TOKEN_FILE")]
     pub write_token_file: Option<PathBuf>,
 
+    /// File holding the bearer token that read endpoints require (the write token works for
+    /// them too; give both flags the same file for one token). Without it, reads are open.
+    #[arg(long, env = "DATASTORAGE_READ_TOKEN_FILE")]
+    pub read_token_file: Option<PathBuf>,
+
+    /// Serve `/metrics` and `/health/*` on this address instead of `--listen`, so that they
+    /// need not be public.
+    #[arg(long, env = "DATASTORAGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Tasks writing single audit events. Events posted while a write is under way are stored
     /// together by the next one (up to 64 per INSERT), each acknowledged after its commit.
     #[arg(long, env = "DATASTORAGE_EVENT_WRITERS", default_value_t = crate::AppState::EVENT_WRITERS,
@@ -69,21 +79,58 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log format: `auto` (pretty on a terminal, one JSON object per line otherwise), `json` or
+    /// `pretty`. Colours only ever go to a terminal.
+    #[arg(long, env = "DATASTORAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `pretty` when standard error is a terminal, `json` otherwise.
+    Auto,
+    /// One JSON object per line, with the request's span (method, URI, request id).
+    Json,
+    /// Human-readable lines; coloured only on a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// `json` or `pretty`, given whether the logs go to a terminal.
+    pub fn resolve(self, terminal: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if terminal => LogFormat::Pretty,
+            LogFormat::Auto => LogFormat::Json,
+            other => other,
+        }
+    }
 }
 
 impl Config {
     /// The write token, read from `write_token_file` (surrounding whitespace trimmed).
     pub fn write_token(&self) -> anyhow::Result<Option<String>> {
-        let Some(path) = &self.write_token_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("cannot read the write-token file {}: {e}", path.display())
-        })?;
-        let token = text.trim();
-        if token.is_empty() {
-            anyhow::bail!("the write-token file {} is empty", path.display());
-        }
-        Ok(Some(token.to_owned()))
+        token_file("write", self.write_token_file.as_deref())
     }
+
+    /// The read token, read from `read_token_file` (surrounding whitespace trimmed).
+    pub fn read_token(&self) -> anyhow::Result<Option<String>> {
+        token_file("read", self.read_token_file.as_deref())
+    }
+}
+
+/// The token in the `kind`-token file at `path`, if one is given.
+fn token_file(kind: &str, path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!("cannot read the {kind}-token file {}: {e}", path.display())
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("the {kind}-token file {} is empty", path.display());
+    }
+    Ok(Some(token.to_owned()))
 }

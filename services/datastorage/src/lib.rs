@@ -44,6 +44,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Server {
 /// Run the service until SIGTERM or SIGINT: migrate if asked, then serve.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let write_token = config.write_token()?;
+    let read_token = config.read_token()?;
     if config.migrate {
         let url = config
             .migrate_database_url
@@ -84,21 +85,51 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     .with_query_pool(query_pool.clone())
     .with_event_writers(config.event_writers)
-    .with_write_token(write_token);
+    .with_write_token(write_token)
+    .with_read_token(read_token);
 
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, writes_need_token = state.write_token.is_some(), "listening");
+    // Bound before the line below, so that both listeners take connections once it is out.
+    let admin = match config.admin_listen {
+        Some(admin_address) => Some(
+            TcpListener::bind(admin_address)
+                .await
+                .with_context(|| format!("cannot listen on {admin_address} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        %address,
+        writes_need_token = state.write_token.is_some(),
+        reads_need_token = state.read_token.is_some(),
+        "listening"
+    );
     // A line for scripts and tests that start the service on port 0.
     println!("listening on http://{address}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = serve(listener, app(state)).with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let (api, admin) = match admin {
+        Some(admin) => {
+            tracing::info!(address = %admin.local_addr()?, "health and metrics listening");
+            let router = http::app_serving(state.clone(), http::Serves::Admin);
+            let server = serve(admin, router).with_graceful_shutdown(stopped());
+            (
+                http::app_serving(state, http::Serves::Api),
+                Some(tokio::spawn(async move { server.await })),
+            )
+        }
+        None => (app(state), None),
+    };
+    let server = serve(listener, api).with_graceful_shutdown(stopped());
     let server = tokio::spawn(async move { server.await });
 
     shutdown_signal().await;
@@ -107,6 +138,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match tokio::time::timeout(config.shutdown_grace, server).await {
         Ok(result) => result.context("server task failed")??,
         Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     tokio::join!(pool.close(), query_pool.close());
     tracing::info!("stopped");

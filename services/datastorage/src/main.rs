@@ -1,7 +1,10 @@
 //! The `datastorage` binary: serve the API, or set up the database roles.
 
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal as _;
+
 use datastorage::Config;
+use datastorage::config::LogFormat;
 use datastorage::roles::{self, Roles};
 use tracing_subscriber::EnvFilter;
 
@@ -47,14 +50,29 @@ struct SetupRoles {
     app_password: String,
 }
 
+/// Logs to standard error, as `--log-format` says; escape codes only ever go to a terminal.
+fn init_logs(filter: &str, format: LogFormat) {
+    let terminal = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr);
+    match format.resolve(terminal) {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        _ => logs.with_ansi(terminal).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = cli.serve.as_ref().map_or("info", |c| c.log.as_str());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+    let (filter, format) = cli.serve.as_ref().map_or(("info", LogFormat::Auto), |c| {
+        (c.log.as_str(), c.log_format)
+    });
+    init_logs(filter, format);
     let result = match (cli.command, cli.serve) {
         (Some(Command::SetupRoles(r)), _) => {
             let roles = Roles {

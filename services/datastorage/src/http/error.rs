@@ -79,6 +79,15 @@ pub enum BodyProblems {
 )]
 pub struct TokenProblem(pub Problem);
 
+/// The problem of a read endpoint when a read token is configured: 401.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "Read token (or the write token) required",
+    content_type = "application/problem+json"
+)]
+pub struct ReadTokenProblem(pub Problem);
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -20,6 +20,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -27,6 +28,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use error::{Error, PROBLEM_JSON};
+
+/// The header that carries a request's id, in the request and in its response.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,6 +44,8 @@ pub struct AppState {
     pub events: crate::store::EventWriter,
     /// Bearer token required by write endpoints, when configured.
     pub write_token: Option<Arc<str>>,
+    /// Bearer token required by read endpoints (the write token works too), when configured.
+    pub read_token: Option<Arc<str>>,
     pub metrics: PrometheusHandle,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
@@ -56,6 +62,10 @@ impl std::fmt::Debug for AppState {
             .field(
                 "write_token",
                 &self.write_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "read_token",
+                &self.read_token.as_ref().map(|_| "<redacted>"),
             )
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
@@ -76,6 +86,7 @@ impl AppState {
             events: crate::store::EventWriter::new(pool.clone(), Self::EVENT_WRITERS),
             pool,
             write_token: None,
+            read_token: None,
             metrics: metrics_handle(),
             body_limit: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -95,6 +106,11 @@ impl AppState {
 
     pub fn with_write_token(mut self, token: Option<String>) -> Self {
         self.write_token = token.map(Arc::from);
+        self
+    }
+
+    pub fn with_read_token(mut self, token: Option<String>) -> Self {
+        self.read_token = token.map(Arc::from);
         self
     }
 }
@@ -129,7 +145,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                        no text (in a body, a path or a query) may hold the NUL character \
                        U+0000, which PostgreSQL cannot store (400); a query parameter the \
                        operation does not list is refused (400); rules JSON Schema cannot \
-                       express are in each field's description."
+                       express are in each field's description.\n\n\
+                       Every response carries `x-request-id`: the request's own, or a new \
+                       UUID; the service's log lines of that request carry the same id."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -150,30 +168,57 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // The read endpoints' token (`--read-token-file`); the write token is accepted too.
+        components.add_security_scheme(
+            "read_bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
-/// The write token as the guard middleware finds it (a request extension set by [`app`]).
+/// The tokens as the guard middleware finds them (a request extension set by [`app`]).
 #[derive(Clone)]
-struct WriteToken(Option<Arc<str>>);
+struct Tokens {
+    write: Option<Arc<str>>,
+    read: Option<Arc<str>>,
+}
 
-/// Every documented route.
-fn routes() -> OpenApiRouter<AppState> {
-    let guarded = OpenApiRouter::new()
-        .merge(audit::router())
-        .merge(notifications::router())
-        .merge(workflows::router())
-        .layer(middleware::from_fn(require_write_token));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(guarded)
-        .merge(workflows::search_router())
-        .merge(health::router())
-        .routes(utoipa_axum::routes!(openapi_json))
+/// Which routes a router serves: the API, the operators' endpoints (health, metrics), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    All,
+    /// The API and its document, without health and metrics (`--admin-listen` serves those).
+    Api,
+    /// Health and metrics only.
+    Admin,
+}
+
+/// The documented routes of `serves`.
+fn routes(serves: Serves) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    if serves != Serves::Admin {
+        let guarded = OpenApiRouter::new()
+            .merge(audit::router())
+            .merge(notifications::router())
+            .merge(workflows::router())
+            .layer(middleware::from_fn(require_tokens));
+        router = router
+            .merge(guarded)
+            .merge(
+                workflows::search_router()
+                    .layer(middleware::from_fn(require_read_token_for_search)),
+            )
+            .routes(utoipa_axum::routes!(openapi_json));
+    }
+    if serves != Serves::Api {
+        router = router.merge(health::router());
+    }
+    router
 }
 
 /// The OpenAPI document of the service, generated from the handlers' own types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = routes().split_for_parts().1;
+    let mut doc = routes(Serves::All).split_for_parts().1;
     utoipa::Modify::modify(&workflows::UpdateNeedsAField, &mut doc);
     doc
 }
@@ -193,7 +238,13 @@ async fn openapi_json() -> Response {
 
 /// The service: every route, problem+json for every error, metrics, limits and timeouts.
 pub fn app(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
+    app_serving(state, Serves::All)
+}
+
+/// The service's routes of `serves` (`--admin-listen` puts health and metrics on a listener of
+/// their own).
+pub fn app_serving(state: AppState, serves: Serves) -> Router {
+    let (router, _) = routes(serves).split_for_parts();
     router
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
@@ -204,8 +255,15 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
         ))
-        .layer(Extension(WriteToken(state.write_token.clone())))
-        .layer(TraceLayer::new_for_http())
+        .layer(Extension(Tokens {
+            write: state.write_token.clone(),
+            read: state.read_token.clone(),
+        }))
+        // Every line logged while a request runs carries its id (the span's `request_id`), and
+        // the response returns it: the client's own `x-request-id`, or a new UUID.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
         .route(
             "/",
@@ -213,32 +271,67 @@ pub fn app(state: AppState) -> Router {
         )
 }
 
+/// The span of one request: method, URI and request id.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        request_id = %id
+    )
+}
+
 async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
     Error::NotFound(format!("no route for {method} {}", uri.path()))
 }
 
-/// Writes need `Authorization: Bearer <token>` when a token is configured.
-async fn require_write_token(
-    Extension(WriteToken(token)): Extension<WriteToken>,
+/// Writes need `Authorization: Bearer <write token>` when one is configured; reads (GET, HEAD)
+/// need the read token, or the write token, when a read token is configured.
+async fn require_tokens(
+    Extension(tokens): Extension<Tokens>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = token.as_deref() else {
-        return next.run(request).await;
-    };
-    if matches!(
+    let read = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return next.run(request).await;
-    }
+    );
+    guard(&tokens, read, request, next).await
+}
+
+/// The workflow search is a read, though a POST.
+async fn require_read_token_for_search(
+    Extension(tokens): Extension<Tokens>,
+    request: Request,
+    next: Next,
+) -> Response {
+    guard(&tokens, true, request, next).await
+}
+
+async fn guard(tokens: &Tokens, read: bool, request: Request, next: Next) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    // Compared in constant time.
+    let is = |token: &Option<Arc<str>>| {
+        token
+            .as_deref()
+            .is_some_and(|t| bool::from(given.as_bytes().ct_eq(t.as_bytes())))
+    };
+    let allowed = if read {
+        tokens.read.is_none() || is(&tokens.read) || is(&tokens.write)
+    } else {
+        tokens.write.is_none() || is(&tokens.write)
+    };
+    if allowed {
         next.run(request).await
     } else {
         Error::Unauthorized.into_response()

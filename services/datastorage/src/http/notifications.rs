@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{
-    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Result, ServerProblems, TokenProblem,
-    on_constraint,
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, ReadTokenProblem, Result,
+    ServerProblems, TokenProblem, on_constraint,
 };
 use super::validate::Rules;
 
@@ -162,10 +162,12 @@ pub async fn create_notification(
     get,
     path = "/api/v1/audit/notifications/{notification_id}",
     tag = "notifications",
+    security((), ("read_bearer" = [])),
     params(("notification_id" = String, Path, description = "The notification's id")),
     responses(
         (status = 200, description = "The record", body = Notification),
         (status = 404, description = "No such record", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]

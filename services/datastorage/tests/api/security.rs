@@ -151,17 +151,20 @@ async fn write_token_guards_writes_only() {
 /// Every operation the OpenAPI document marks with the bearer scheme refuses a request without a
 /// token and one with a wrong token (401 problem, nothing written); every other operation needs
 /// none. The list comes from the served document, so a new write endpoint is covered at once.
-#[tokio::test]
-async fn every_documented_write_needs_the_token() {
-    let app = spawn_app_with(|s| s.with_write_token(Some("s3cret-token".into()))).await;
+/// Every operation of the document: `METHOD path`, the method, a concrete path (any
+/// well-formed id: tokens are checked before the lookup), and the security schemes it names.
+fn documented_operations() -> Vec<(String, reqwest::Method, String, Vec<String>)> {
     let doc = serde_json::to_value(datastorage::openapi()).unwrap();
-    let mut guarded = Vec::new();
+    let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            let needs_token = operation["security"]
+            let schemes = operation["security"]
                 .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-            // Path parameters: any well-formed id (the token is checked before the lookup).
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_object())
+                .flat_map(|r| r.keys().cloned())
+                .collect();
             let concrete = path
                 .split('/')
                 .map(|seg| match seg {
@@ -172,33 +175,50 @@ async fn every_documented_write_needs_the_token() {
                 .collect::<Vec<_>>()
                 .join("/");
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let request = |token: Option<&str>| {
-                let mut r = app
-                    .client
-                    .request(method.clone(), app.url(&concrete))
-                    .json(&json!({}));
-                if let Some(token) = token {
-                    r = r.bearer_auth(token);
-                }
-                r
-            };
-            let what = format!("{method} {path}");
-            if needs_token {
-                guarded.push(what.clone());
-                for token in [None, Some("s3cret-tokeN"), Some("")] {
-                    let r = reply(request(token).send().await.unwrap()).await;
-                    assert_eq!(r.status, 401, "{what} with token {token:?}: {r:?}");
-                    r.problem(401);
-                }
-                let r = reply(request(Some("s3cret-token")).send().await.unwrap()).await;
-                assert_ne!(r.status, 401, "{what} refused the right token: {r:?}");
-            } else {
-                let r = reply(request(None).send().await.unwrap()).await;
-                assert_ne!(r.status, 401, "{what} is documented without a token: {r:?}");
-            }
+            operations.push((format!("{method} {path}"), method, concrete, schemes));
         }
     }
-    guarded.sort();
+    operations.sort();
+    operations
+}
+
+/// The status of `method path` with `token`, and the reply.
+async fn status_with(
+    app: &crate::helpers::TestApp,
+    method: &reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> crate::helpers::Reply {
+    let mut request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .json(&json!({}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    reply(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn every_documented_write_needs_the_token() {
+    let app = spawn_app_with(|s| s.with_write_token(Some("s3cret-token".into()))).await;
+    let mut guarded = Vec::new();
+    for (what, method, path, schemes) in documented_operations() {
+        if schemes.iter().any(|s| s == "bearer") {
+            guarded.push(what.clone());
+            for token in [None, Some("s3cret-tokeN"), Some("")] {
+                let r = status_with(&app, &method, &path, token).await;
+                assert_eq!(r.status, 401, "{what} with token {token:?}: {r:?}");
+                r.problem(401);
+            }
+            let r = status_with(&app, &method, &path, Some("s3cret-token")).await;
+            assert_ne!(r.status, 401, "{what} refused the right token: {r:?}");
+        } else {
+            // Without a read token, reads are open.
+            let r = status_with(&app, &method, &path, None).await;
+            assert_ne!(r.status, 401, "{what} is open without a read token: {r:?}");
+        }
+    }
     assert_eq!(
         guarded,
         [
@@ -221,4 +241,91 @@ async fn every_documented_write_needs_the_token() {
             "{table}: a refused or invalid write stored a row"
         );
     }
+}
+
+#[tokio::test]
+async fn with_a_read_token_every_documented_read_needs_it_or_the_write_token() {
+    let (read, write) = ("r3ad-token", "wr1te-token");
+    let app = spawn_app_with(|s| {
+        s.with_write_token(Some(write.into()))
+            .with_read_token(Some(read.into()))
+    })
+    .await;
+    let mut reads = Vec::new();
+    for (what, method, path, schemes) in documented_operations() {
+        if schemes.iter().any(|s| s == "read_bearer") {
+            reads.push(what.clone());
+            for token in [None, Some("r3ad-tokeN"), Some("")] {
+                let r = status_with(&app, &method, &path, token).await;
+                assert_eq!(r.status, 401, "{what} with token {token:?}: {r:?}");
+                r.problem(401);
+            }
+            for token in [read, write] {
+                let r = status_with(&app, &method, &path, Some(token)).await;
+                assert_ne!(r.status, 401, "{what} refused {token}: {r:?}");
+            }
+        } else if schemes.iter().any(|s| s == "bearer") {
+            // The read token does not allow writes.
+            let r = status_with(&app, &method, &path, Some(read)).await;
+            assert_eq!(r.status, 401, "{what} took the read token: {r:?}");
+        } else {
+            // Health, metrics and the document stay open.
+            let r = status_with(&app, &method, &path, None).await;
+            assert_ne!(r.status, 401, "{what}: {r:?}");
+        }
+    }
+    assert_eq!(
+        reads,
+        [
+            "GET /api/v1/audit/events",
+            "GET /api/v1/audit/events/{event_id}",
+            "GET /api/v1/audit/notifications/{notification_id}",
+            "GET /api/v1/workflows",
+            "GET /api/v1/workflows/by-name/{workflow_name}/versions",
+            "GET /api/v1/workflows/{workflow_id}",
+            "POST /api/v1/workflows/search",
+        ],
+        "the document's read-guarded operations"
+    );
+}
+
+#[tokio::test]
+async fn admin_listener_serves_health_and_metrics_and_the_api_listener_does_not() {
+    let db = crate::helpers::database().await;
+    // A free port for the admin listener.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_address = admin.local_addr().unwrap().to_string();
+    drop(admin);
+    let process =
+        crate::helpers::Process::start(db.url(), &["--admin-listen", &admin_address]).await;
+    let client = reqwest::Client::new();
+    for path in ["/health/live", "/health/ready", "/metrics"] {
+        let on_admin = client
+            .get(format!("http://{admin_address}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(on_admin.status(), 200, "{path} on the admin listener");
+        let on_api = reply(
+            client
+                .get(format!("{}{path}", process.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        on_api.problem(404);
+    }
+    let api = client
+        .get(format!("{}/api/v1/audit/events", process.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let not_api = client
+        .get(format!("http://{admin_address}/api/v1/audit/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_api.status(), 404, "the admin listener serves no API");
 }

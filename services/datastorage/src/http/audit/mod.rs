@@ -22,8 +22,8 @@ use crate::store::audit::Row;
 
 use super::AppState;
 use super::error::{
-    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
-    TokenProblem,
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, ReadTokenProblem, Result,
+    ServerProblems, TokenProblem,
 };
 use super::validate::{self, Rules};
 
@@ -452,10 +452,12 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid)> {
     get,
     path = "/api/v1/audit/events",
     tag = "audit",
+    security((), ("read_bearer" = [])),
     params(EventFilter),
     responses(
         (status = 200, description = "One page of events", body = EventPage),
         (status = 400, description = "Invalid filter, limit or cursor", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]
@@ -536,11 +538,13 @@ pub async fn list_events(
     get,
     path = "/api/v1/audit/events/{event_id}",
     tag = "audit",
+    security((), ("read_bearer" = [])),
     params(("event_id" = Uuid, Path, description = "The event's id")),
     responses(
         (status = 200, description = "The event", body = AuditEvent),
         (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such event", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{
-    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, Result, ServerProblems,
-    TokenProblem, on_constraint,
+    BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, ReadTokenProblem, Result,
+    ServerProblems, TokenProblem, on_constraint,
 };
 use super::validate::Rules;
 
@@ -335,10 +335,12 @@ pub struct WorkflowPage {
     get,
     path = "/api/v1/workflows",
     tag = "workflows",
+    security((), ("read_bearer" = [])),
     params(WorkflowFilter),
     responses(
         (status = 200, description = "One page of workflows", body = WorkflowPage),
         (status = 400, description = "Invalid filter", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]
@@ -413,11 +415,13 @@ pub async fn list_workflows(
     get,
     path = "/api/v1/workflows/{workflow_id}",
     tag = "workflows",
+    security((), ("read_bearer" = [])),
     params(("workflow_id" = Uuid, Path, description = "The workflow version's id")),
     responses(
         (status = 200, description = "The workflow", body = Workflow),
         (status = 400, description = "Not a UUID", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such workflow", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]
@@ -447,10 +451,12 @@ pub async fn get_workflow(
     get,
     path = "/api/v1/workflows/by-name/{workflow_name}/versions",
     tag = "workflows",
+    security((), ("read_bearer" = [])),
     params(("workflow_name" = String, Path, description = "The workflow's name")),
     responses(
         (status = 200, description = "The versions, newest first", body = Vec<Workflow>),
         (status = 404, description = "No workflow with this name", body = Problem, content_type = PROBLEM_JSON),
+        ReadTokenProblem,
         ServerProblems,
     )
 )]

@@ -101,11 +101,13 @@ fn score(req: &SearchRequest, detected: &Value, custom: &Value) -> f64 {
     post,
     path = "/api/v1/workflows/search",
     tag = "workflows",
+    security((), ("read_bearer" = [])),
     request_body = SearchRequest,
     responses(
         (status = 200, description = "Ranked results", body = SearchResults),
         (status = 400, description = "Invalid search or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
         BodyProblems,
+        ReadTokenProblem,
         ServerProblems,
     )
 )]
