@@ -19,6 +19,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ),
     ("GET", "/api/v1/audit/events"),
     ("GET", "/api/v1/workflows"),
+    ("POST", "/api/v1/action-traces"),
+    ("POST", "/api/v1/action-traces/batch"),
+    ("GET", "/api/v1/incidents"),
 ];
 
 /// The content types a fuzz input can declare (JSON most often).

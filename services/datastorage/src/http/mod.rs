@@ -4,6 +4,7 @@ pub mod audit;
 pub mod error;
 pub mod health;
 pub mod notifications;
+pub mod traces;
 mod validate;
 pub mod workflows;
 
@@ -154,6 +155,7 @@ pub fn metrics_handle() -> PrometheusHandle {
         (name = "audit", description = "Audit events"),
         (name = "notifications", description = "Notification audit records"),
         (name = "workflows", description = "Remediation-workflow catalog"),
+        (name = "incidents", description = "Action traces and the incidents they record"),
         (name = "health", description = "Health and metrics"),
     )
 )]
@@ -200,6 +202,7 @@ fn routes(serves: Serves) -> OpenApiRouter<AppState> {
         let guarded = OpenApiRouter::new()
             .merge(audit::router())
             .merge(notifications::router())
+            .merge(traces::router())
             .merge(workflows::router())
             .layer(middleware::from_fn(require_tokens));
         router = router

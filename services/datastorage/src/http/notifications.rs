@@ -61,6 +61,7 @@ pub struct NewNotification {
     #[schema(min_length = 1, max_length = 100000)]
     pub message_summary: String,
     pub status: NotificationStatus,
+    #[serde(deserialize_with = "super::validate::rfc3339::required")]
     pub sent_at: DateTime<Utc>,
     pub delivery_status: Option<String>,
     pub error_message: Option<String>,

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::{RefOr, path::ParameterIn};
-use utoipa::{IntoParams, PartialSchema};
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr, path::ParameterIn};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::error::Error;
 
@@ -137,6 +137,23 @@ impl Rules {
     }
 }
 
+/// The schema of a batch body: a JSON array of at least `min` `T`s (by reference).
+pub fn batch_schema<T: ToSchema>(min: usize, description: &str) -> RefOr<Schema> {
+    RefOr::T(Schema::Array(
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name(T::name()))
+            .min_items(Some(min))
+            .description(Some(description))
+            .build(),
+    ))
+}
+
+/// The component schemas a batch of `T`s refers to.
+pub fn batch_item_schemas<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((T::name().into(), T::schema()));
+    T::schemas(schemas);
+}
+
 /// The limits a property's schema states (nullable types included: `["string", "null"]`).
 fn limits(schema: &Schema) -> Limits {
     match schema {
@@ -155,6 +172,37 @@ fn number(n: &utoipa::Number) -> f64 {
         utoipa::Number::Int(i) => i as f64,
         utoipa::Number::UInt(u) => u as f64,
         utoipa::Number::Float(f) => f,
+    }
+}
+
+/// RFC 3339 date-times as JSON Schema's `date-time` format reads them, for request fields
+/// (`#[serde(deserialize_with = "rfc3339::required")]`): chrono's own deserializer also takes
+/// spaces anywhere in the text, which the document does not allow.
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, de::Error as _};
+
+    pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
+        // RFC 3339 lets applications write a space for the `T`; JSON Schema's date-time does not.
+        if text.as_bytes().get(10) == Some(&b' ') {
+            return Err(format!(
+                "not an RFC 3339 date-time (a space for the T): {text:?}"
+            ));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("not an RFC 3339 date-time ({e}): {text:?}"))
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        parse(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| parse(&t))
+            .transpose()
+            .map_err(D::Error::custom)
     }
 }
 
@@ -221,6 +269,21 @@ mod tests {
     #[should_panic(expected = "which the schema does not describe")]
     fn a_check_of_an_undescribed_field_is_a_bug() {
         let _ = Rules::of::<Sample>().text("nope", "x");
+    }
+
+    #[test]
+    fn request_times_are_strict_rfc3339() {
+        assert!(rfc3339::parse("2026-11-25T10:00:00Z").is_ok());
+        assert!(rfc3339::parse("2026-11-25t10:00:00.5+02:00").is_ok());
+        for bad in [
+            "2026-11-25 10:00:00Z",
+            "2026-11-25T10:00:00 Z",
+            " 2026-11-25T10:00:00Z",
+            "2026-11-25T10: 00:00Z",
+            "2026-11-25",
+        ] {
+            assert!(rfc3339::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! calls these, and turns their errors into answers.
 
 pub mod audit;
+pub mod traces;
 mod writer;
 
 pub use writer::EventWriter;

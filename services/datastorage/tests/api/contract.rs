@@ -79,6 +79,9 @@ pub fn operations(workflow_id: &str) -> Vec<Op> {
         op(Method::PATCH, "/api/v1/workflows/{workflow_id}"),
         op(Method::GET, "/api/v1/audit/events"),
         op(Method::GET, "/api/v1/workflows"),
+        op(Method::POST, "/api/v1/action-traces"),
+        op(Method::POST, "/api/v1/action-traces/batch"),
+        op(Method::GET, "/api/v1/incidents"),
     ]
 }
 

@@ -12,6 +12,7 @@ mod docgen;
 mod errors;
 mod fuzz;
 mod fuzz_corpus;
+mod incidents;
 mod logs;
 mod notifications;
 mod openapi;

@@ -169,6 +169,7 @@ fn documented_operations() -> Vec<(String, reqwest::Method, String, Vec<String>)
                 .split('/')
                 .map(|seg| match seg {
                     "{workflow_name}" => "wf",
+                    "{id}" => "1",
                     s if s.starts_with('{') => "6f1c1a2e-8f57-4a39-9a51-0c1f9f0b7c11",
                     s => s,
                 })
@@ -223,6 +224,8 @@ async fn every_documented_write_needs_the_token() {
         guarded,
         [
             "PATCH /api/v1/workflows/{workflow_id}",
+            "POST /api/v1/action-traces",
+            "POST /api/v1/action-traces/batch",
             "POST /api/v1/audit/events",
             "POST /api/v1/audit/events/batch",
             "POST /api/v1/audit/notifications",
@@ -280,6 +283,8 @@ async fn with_a_read_token_every_documented_read_needs_it_or_the_write_token() {
             "GET /api/v1/audit/events",
             "GET /api/v1/audit/events/{event_id}",
             "GET /api/v1/audit/notifications/{notification_id}",
+            "GET /api/v1/incidents",
+            "GET /api/v1/incidents/{id}",
             "GET /api/v1/workflows",
             "GET /api/v1/workflows/by-name/{workflow_name}/versions",
             "GET /api/v1/workflows/{workflow_id}",

@@ -10,9 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use utoipa::openapi::schema::{ArrayBuilder, Schema};
-use utoipa::openapi::{Ref, RefOr};
-use utoipa::{IntoParams, PartialSchema, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -95,6 +95,7 @@ pub struct NewAuditEvent {
     #[schema(example = "gateway.signal.received", min_length = 1, max_length = 100)]
     pub event_type: String,
     /// RFC 3339; at most 5 minutes in the future and at most 7 days old.
+    #[serde(deserialize_with = "super::validate::rfc3339::required")]
     pub event_timestamp: DateTime<Utc>,
     pub event_category: EventCategory,
     #[schema(example = "received", min_length = 1, max_length = 50)]
@@ -218,20 +219,13 @@ pub struct EventBatch;
 
 impl utoipa::PartialSchema for EventBatch {
     fn schema() -> RefOr<Schema> {
-        RefOr::T(Schema::Array(
-            ArrayBuilder::new()
-                .items(Ref::from_schema_name(NewAuditEvent::name()))
-                .min_items(Some(MIN_BATCH))
-                .description(Some("Audit events, stored all or nothing."))
-                .build(),
-        ))
+        validate::batch_schema::<NewAuditEvent>(MIN_BATCH, "Audit events, stored all or nothing.")
     }
 }
 
 impl ToSchema for EventBatch {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((NewAuditEvent::name().into(), NewAuditEvent::schema()));
-        <NewAuditEvent as ToSchema>::schemas(schemas);
+        validate::batch_item_schemas::<NewAuditEvent>(schemas);
     }
 }
 
