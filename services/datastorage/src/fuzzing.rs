@@ -22,6 +22,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/api/v1/action-traces"),
     ("POST", "/api/v1/action-traces/batch"),
     ("GET", "/api/v1/incidents"),
+    ("GET", "/api/v1/success-rate/incident-type"),
+    ("GET", "/api/v1/success-rate/workflow"),
+    ("GET", "/api/v1/success-rate/multi-dimensional"),
 ];
 
 /// The content types a fuzz input can declare (JSON most often).

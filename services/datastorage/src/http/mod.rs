@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, assembled by [`app`].
 
+pub mod analytics;
 pub mod audit;
 pub mod error;
 pub mod health;
@@ -203,6 +204,7 @@ fn routes(serves: Serves) -> OpenApiRouter<AppState> {
             .merge(audit::router())
             .merge(notifications::router())
             .merge(traces::router())
+            .merge(analytics::router())
             .merge(workflows::router())
             .layer(middleware::from_fn(require_tokens));
         router = router

@@ -2,6 +2,7 @@
 //! single audit events into multi-row statements. The HTTP layer (`crate::http`) validates,
 //! calls these, and turns their errors into answers.
 
+pub mod analytics;
 pub mod audit;
 pub mod traces;
 mod writer;

@@ -82,6 +82,9 @@ pub fn operations(workflow_id: &str) -> Vec<Op> {
         op(Method::POST, "/api/v1/action-traces"),
         op(Method::POST, "/api/v1/action-traces/batch"),
         op(Method::GET, "/api/v1/incidents"),
+        op(Method::GET, "/api/v1/success-rate/incident-type"),
+        op(Method::GET, "/api/v1/success-rate/workflow"),
+        op(Method::GET, "/api/v1/success-rate/multi-dimensional"),
     ]
 }
 
@@ -109,8 +112,14 @@ pub fn valid_query(doc: &Doc, op: &Op) -> BoxedStrategy<Vec<(String, Value)>> {
             )
         })
         .map(|(name, schema)| {
+            let required = doc.required(&op.method, op.path, &name);
             let value = doc.valid_parameter(&name, &schema);
-            prop::option::of(value.prop_map(move |v| (name.clone(), v))).boxed()
+            let pair = value.prop_map(move |v| (name.clone(), v));
+            if required {
+                pair.prop_map(Some).boxed()
+            } else {
+                prop::option::of(pair).boxed()
+            }
         })
         .collect();
     params

@@ -64,6 +64,8 @@ pub enum Inexpressible {
     Absent,
     /// `since` / `until`: an RFC 3339 time or a duration ago.
     TimeOrDuration,
+    /// `time_range`: hours or days (its pattern), at most 3650 days.
+    TimeRange,
 }
 
 /// Whether `value` (a request body) breaks one of the document's inexpressible rules: `Some(true)`
@@ -105,6 +107,7 @@ pub fn inexpressible(name: &str) -> Option<Inexpressible> {
         "event_timestamp" => Some(Inexpressible::RecentTime),
         "parent_event_id" | "cursor" => Some(Inexpressible::Absent),
         "since" | "until" => Some(Inexpressible::TimeOrDuration),
+        "time_range" => Some(Inexpressible::TimeRange),
         _ => None,
     }
 }
@@ -149,6 +152,15 @@ impl Doc {
             .filter(|p| p["in"] == "query")
             .map(|p| (p["name"].as_str().unwrap().to_owned(), p["schema"].clone()))
             .collect()
+    }
+
+    /// Whether the query parameter `name` of an operation is required.
+    pub fn required(&self, method: &Method, path: &str, name: &str) -> bool {
+        self.operation(method, path)["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["in"] == "query" && p["name"] == name && p["required"] == true)
     }
 
     /// `schema`, with a `$ref` to the document's components followed.
@@ -571,6 +583,15 @@ fn string(schema: &Value, rule: Option<Inexpressible>) -> BoxedStrategy<Value> {
         ]
         .prop_map(Value::String)
         .boxed(),
+        (Some(Inexpressible::TimeRange), _) => (1u32..=3650, any::<bool>())
+            .prop_map(|(n, days)| {
+                json!(if days {
+                    format!("{n}d")
+                } else {
+                    format!("{}h", n * 24)
+                })
+            })
+            .boxed(),
         (_, Some("date-time")) => recent_time().prop_map(Value::String).boxed(),
         (_, Some("date")) => Just(json!(Utc::now().date_naive().to_string())).boxed(),
         (_, Some("uuid")) => any::<u128>()

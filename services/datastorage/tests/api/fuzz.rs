@@ -178,6 +178,9 @@ fn query_cases(doc: &Doc, ops: &[Op], i: usize) -> BoxedStrategy<Case> {
                 // A NUL in any value.
                 (1, ..) => bad(&format!("{s}\u{0}")),
                 (_, _, Some(Inexpressible::TimeOrDuration)) => bad("tomorrow"),
+                (_, _, Some(Inexpressible::TimeRange)) => {
+                    bad(if how == 2 { "7w" } else { "3651d" })
+                }
                 (_, _, Some(Inexpressible::Absent)) => bad(&format!("not-a-cursor{s}")),
                 (_, Some("integer"), _) => match how {
                     2 => bad("1.5"),
@@ -193,8 +196,16 @@ fn query_cases(doc: &Doc, ops: &[Op], i: usize) -> BoxedStrategy<Case> {
                     let value = format!("{s}-not-listed");
                     bad(&value)
                 }
-                // Free text: any other text is valid.
-                _ => (Some((name.clone(), s.clone())), 200),
+                // Free text: valid within the parameter's lengths.
+                _ => {
+                    let n = s.chars().count() as u64;
+                    let fits = schema["minLength"].as_u64().is_none_or(|m| n >= m)
+                        && schema["maxLength"].as_u64().is_none_or(|m| n <= m);
+                    (
+                        Some((name.clone(), s.clone())),
+                        if fits { 200 } else { 400 },
+                    )
+                }
             };
             let what = match &pair {
                 Some((n, v)) => format!("{n}={v:?}"),
