@@ -180,6 +180,17 @@ fn rejection_slug(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
+impl Error {
+    /// This error as the error of element `i` of a batch: a validation message names the
+    /// element; other errors stay as they are.
+    pub fn in_element(self, i: usize) -> Self {
+        match self {
+            Self::Validation(detail) => Self::Validation(format!("element {i}: {detail}")),
+            other => other,
+        }
+    }
+}
+
 impl From<crate::store::Error> for Error {
     fn from(e: crate::store::Error) -> Self {
         match e {

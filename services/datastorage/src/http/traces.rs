@@ -334,10 +334,7 @@ pub async fn record_batch(
     for (i, item) in items.into_iter().enumerate() {
         let trace: NewActionTrace = serde_json::from_value(item)
             .map_err(|e| Error::validation(format!("element {i}: {e}")))?;
-        traces.push(trace.validate().map_err(|e| match e {
-            Error::Validation(d) => Error::Validation(format!("element {i}: {d}")),
-            other => other,
-        })?);
+        traces.push(trace.validate().map_err(|e| e.in_element(i))?);
     }
     let recorded = store::record(&state.pool, &traces)
         .await

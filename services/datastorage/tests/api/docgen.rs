@@ -4,6 +4,9 @@
 //! jsonschema crate on the document itself). The rules the schemas cannot state are in the
 //! document's descriptions; the generator keeps them ([`Inexpressible`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -52,6 +55,8 @@ const CHARS: &[char] = &[
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub json: Value,
+    /// Validators built so far, by schema: building one compiles the whole document.
+    validators: Arc<Mutex<HashMap<String, Arc<jsonschema::Validator>>>>,
 }
 
 /// The document's rules that JSON Schema cannot state (each is in a description), kept by
@@ -128,6 +133,7 @@ impl Doc {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         Doc {
             json: serde_json::from_slice(&bytes).unwrap(),
+            validators: Arc::default(),
         }
     }
 
@@ -177,17 +183,28 @@ impl Doc {
     }
 
     /// A validator of `schema` (which may `$ref` the document's components), formats checked.
-    pub fn validator(&self, schema: &Value) -> jsonschema::Validator {
+    pub fn validator(&self, schema: &Value) -> Arc<jsonschema::Validator> {
+        let key = schema.to_string();
+        if let Some(v) = self.validators.lock().unwrap().get(&key) {
+            return v.clone();
+        }
         let mut root = self.json.clone();
         root.as_object_mut().unwrap().remove("paths");
         for (key, value) in schema.as_object().unwrap() {
             root[key] = value.clone();
         }
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap_or_else(|e| panic!("schema {schema}: {e}"))
+        let validator = Arc::new(
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap_or_else(|e| panic!("schema {schema}: {e}")),
+        );
+        self.validators
+            .lock()
+            .unwrap()
+            .insert(key, validator.clone());
+        validator
     }
 
     /// Whether the document allows `value` for `schema`: JSON Schema, and the ranges of the

@@ -317,10 +317,7 @@ pub async fn create_batch(
     for (i, item) in items.into_iter().enumerate() {
         let event: NewAuditEvent = serde_json::from_str(item.get())
             .map_err(|e| Error::validation(format!("element {i}: {e}")))?;
-        let row = event.validate(now).map_err(|e| match e {
-            Error::Validation(d) => Error::Validation(format!("element {i}: {d}")),
-            other => other,
-        })?;
+        let row = event.validate(now).map_err(|e| e.in_element(i))?;
         rows.push(row);
     }
     let parents = store::audit::parent_dates(&state.pool, &rows).await?;
