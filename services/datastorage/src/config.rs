@@ -64,6 +64,23 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub event_writers: usize,
 
+    /// Keep audit writes (events, batches, notification records) that the database cannot take
+    /// in this file, answer them 202 Accepted once they are on disk, and store them when the
+    /// database is back. Without it, such writes get 503. One file per replica, on storage that
+    /// outlives the process (see README, "Audit writes during a database outage").
+    #[arg(long, env = "DATASTORAGE_SPOOL")]
+    pub spool: Option<PathBuf>,
+
+    /// Most MiB the spool keeps (queued and failed records); beyond it, writes the database
+    /// cannot take get 503 with Retry-After.
+    #[arg(long, env = "DATASTORAGE_SPOOL_MAX_MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    pub spool_max_mib: u64,
+
+    /// How often the spool's drain tries again while the database is unavailable.
+    #[arg(long, env = "DATASTORAGE_SPOOL_RETRY", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub spool_retry: Duration,
+
     /// Apply the embedded v1.0 migrations before serving (under sqlx's advisory lock).
     #[arg(long, env = "DATASTORAGE_MIGRATE")]
     pub migrate: bool,

@@ -78,6 +78,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!(error = %e, "the database is not reachable yet; serving 503 until it is");
     }
+    let spool = match &config.spool {
+        Some(path) => {
+            let spool = store::Spool::open(path, config.spool_max_mib * 1024 * 1024)?;
+            let status = spool.status();
+            tracing::info!(
+                path = %path.display(),
+                queued = status.queued,
+                failed = status.failed,
+                "spool open: audit writes the database cannot take are kept here"
+            );
+            Some(spool)
+        }
+        None => None,
+    };
+    let drain = spool
+        .as_ref()
+        .map(|s| s.start_draining(pool.clone(), config.spool_retry));
     let state = AppState {
         body_limit: config.body_limit,
         request_timeout: config.request_timeout,
@@ -86,7 +103,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_query_pool(query_pool.clone())
     .with_event_writers(config.event_writers)
     .with_write_token(write_token)
-    .with_read_token(read_token);
+    .with_read_token(read_token)
+    .with_spool(spool);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -141,6 +159,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Some(admin) = admin {
         admin.abort();
+    }
+    // What is still queued stays on disk for the next start.
+    if let Some(drain) = drain {
+        drain.abort();
     }
     tokio::join!(pool.close(), query_pool.close());
     tracing::info!("stopped");

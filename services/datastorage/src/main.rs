@@ -31,6 +31,72 @@ struct Cli {
 enum Command {
     /// Create or update the schema-owner and application roles (run as a superuser).
     SetupRoles(SetupRoles),
+    /// Inspect or drain a spool file (`--spool`) that no service has open.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SpoolCommand {
+    /// Print the spool's counts and its failed records (one JSON object per line).
+    Status {
+        /// The spool file.
+        #[arg(long, env = "DATASTORAGE_SPOOL")]
+        spool: std::path::PathBuf,
+    },
+    /// Write every queued record to the database, in order, and exit (for the spool of a
+    /// replica that is gone).
+    Drain {
+        /// The spool file.
+        #[arg(long, env = "DATASTORAGE_SPOOL")]
+        spool: std::path::PathBuf,
+        /// PostgreSQL URL (the application role).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+async fn spool_command(command: SpoolCommand) -> anyhow::Result<()> {
+    use datastorage::store::Spool;
+    match command {
+        SpoolCommand::Status { spool } => {
+            let spool = Spool::open(&spool, u64::MAX)?;
+            let status = spool.status();
+            let oldest = spool.oldest()?;
+            println!(
+                "{}: {} queued (oldest accepted {}), {} failed, {} bytes",
+                spool.path().display(),
+                status.queued,
+                oldest.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+                status.failed,
+                status.bytes
+            );
+            for (key, failed) in spool.failed()? {
+                let line = serde_json::json!({ "record": key, "failed": failed });
+                println!("{line}");
+            }
+            Ok(())
+        }
+        SpoolCommand::Drain {
+            spool,
+            database_url,
+        } => {
+            let spool = Spool::open(&spool, u64::MAX)?;
+            let options = datastorage::db::connect_options(
+                &database_url,
+                std::time::Duration::from_secs(60),
+            )?;
+            let pool = datastorage::db::pool(options, 2, std::time::Duration::from_secs(10));
+            let before = spool.status().queued;
+            eprintln!("draining {before} records from {}", spool.path().display());
+            let drained = spool.drain_all(&pool).await?;
+            println!(
+                "{} stored, {} refused by the database (kept as failed; `datastorage spool status` lists them)",
+                drained.stored, drained.failed
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +154,7 @@ async fn main() -> std::process::ExitCode {
                 );
             })
         }
+        (Some(Command::Spool(command)), _) => spool_command(command).await,
         (None, Some(config)) => datastorage::run(config).await,
         // No serve arguments given: let clap report what is missing.
         (None, None) => datastorage::run(Config::parse()).await,

@@ -53,6 +53,24 @@ pub enum ServerProblems {
     Unavailable(Problem),
 }
 
+/// Problems of an audit write (`--spool` keeps those the database cannot take): 500 and 503.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum SpooledWriteProblems {
+    #[response(
+        status = 500,
+        description = "Internal error",
+        content_type = "application/problem+json"
+    )]
+    Internal(Problem),
+    #[response(
+        status = 503,
+        description = "Database unavailable: without a spool, or with the spool full \
+                       (type `urn:datastorage:problem:spool-full`); `Retry-After` says when to retry",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
 /// Problems of an endpoint that takes a JSON body: 413 and 415.
 #[derive(Debug, utoipa::IntoResponses)]
 pub enum BodyProblems {
@@ -105,6 +123,9 @@ pub enum Error {
     Rejected { status: StatusCode, detail: String },
     #[error("the database is unavailable")]
     Unavailable,
+    /// The database is unavailable and the spool cannot take the write.
+    #[error("the database is unavailable and this replica's spool is full")]
+    SpoolFull,
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("internal error: {0}")]
@@ -125,7 +146,7 @@ impl Error {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Rejected { status, .. } => *status,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::SpoolFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,6 +160,7 @@ impl Error {
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
             Self::Rejected { status, .. } => rejection_slug(*status),
             Self::Unavailable => ("unavailable", "Service unavailable"),
+            Self::SpoolFull => ("spool-full", "Service unavailable"),
             Self::Database(_) | Self::Internal(_) => ("internal", "Internal server error"),
         }
     }
@@ -151,6 +173,9 @@ impl Error {
                 "the request could not be completed; the error was logged".to_owned()
             }
             Self::Unavailable => "the database is unavailable; retry the request later".to_owned(),
+            Self::SpoolFull => "the database is unavailable and this replica's spool of writes \
+                                waiting for it is full; retry the request later"
+                .to_owned(),
             other => other.to_string(),
         };
         Problem {
@@ -187,6 +212,19 @@ impl Error {
         match self {
             Self::Validation(detail) => Self::Validation(format!("element {i}: {detail}")),
             other => other,
+        }
+    }
+}
+
+impl From<crate::store::spool::PushError> for Error {
+    fn from(e: crate::store::spool::PushError) -> Self {
+        match e {
+            crate::store::spool::PushError::Full { .. } => Self::SpoolFull,
+            // The write is neither stored nor queued: the client must retry, as without a spool.
+            crate::store::spool::PushError::Io(e) => {
+                tracing::error!(error = %e, "cannot append to the spool");
+                Self::Unavailable
+            }
         }
     }
 }
@@ -241,6 +279,7 @@ impl IntoResponse for Error {
             Self::Database(e) => tracing::error!(error = %e, "database error"),
             Self::Internal(e) => tracing::error!(error = %e, "internal error"),
             Self::Unavailable => tracing::warn!("database unavailable"),
+            Self::SpoolFull => tracing::warn!("database unavailable and the spool is full"),
             _ => {}
         }
         let status = self.status();
@@ -251,6 +290,9 @@ impl IntoResponse for Error {
         match self {
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::SpoolFull => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Self::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -40,27 +40,36 @@ pub async fn live() -> Json<Health> {
     })
 }
 
-/// The service can reach its database.
+/// The service can take writes: it reaches its database, or it has a spool with room.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "health",
     responses(
-        (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database is unreachable", body = Problem, content_type = PROBLEM_JSON),
+        (status = 200, description = "Ready: `ok`, or `spooling` when the database is unreachable and audit writes go to the spool", body = Health),
+        (status = 503, description = "The database is unreachable (and there is no spool, or it is full)", body = Problem, content_type = PROBLEM_JSON),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Health>> {
     let check = sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(&state.pool);
-    match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(_)) => Ok(Json(Health {
-            status: "ok".to_owned(),
-        })),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(Error::Unavailable)
+    let failure = match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(_)) => {
+            return Ok(Json(Health {
+                status: "ok".to_owned(),
+            }));
         }
-        Err(_) => Err(Error::Unavailable),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    tracing::warn!(error = %failure, "readiness check failed");
+    match &state.spool {
+        // Writes are still taken (202), and reads fail with 503 as they would on any replica:
+        // staying in the load balancer keeps the audit trail flowing.
+        Some(spool) if !spool.is_full() => Ok(Json(Health {
+            status: "spooling".to_owned(),
+        })),
+        Some(_) => Err(Error::SpoolFull),
+        None => Err(Error::Unavailable),
     }
 }
 

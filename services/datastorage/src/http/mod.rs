@@ -44,6 +44,8 @@ pub struct AppState {
     pub query_pool: PgPool,
     /// Writer tasks of single audit events (on `pool`), which coalesce concurrent events.
     pub events: crate::store::EventWriter,
+    /// Where audit writes go that the database cannot take (`--spool`); without it they get 503.
+    pub spool: Option<crate::store::Spool>,
     /// Bearer token required by write endpoints, when configured.
     pub write_token: Option<Arc<str>>,
     /// Bearer token required by read endpoints (the write token works too), when configured.
@@ -61,6 +63,7 @@ impl std::fmt::Debug for AppState {
             .field("pool", &self.pool)
             .field("query_pool", &self.query_pool)
             .field("events", &self.events)
+            .field("spool", &self.spool)
             .field(
                 "write_token",
                 &self.write_token.as_ref().map(|_| "<redacted>"),
@@ -87,6 +90,7 @@ impl AppState {
             query_pool: pool.clone(),
             events: crate::store::EventWriter::new(pool.clone(), Self::EVENT_WRITERS),
             pool,
+            spool: None,
             write_token: None,
             read_token: None,
             metrics: metrics_handle(),
@@ -99,6 +103,19 @@ impl AppState {
     pub fn with_event_writers(mut self, writers: usize) -> Self {
         self.events = crate::store::EventWriter::new(self.pool.clone(), writers);
         self
+    }
+
+    /// Keep audit writes the database cannot take in `spool` (its drain is started apart, with
+    /// [`crate::store::Spool::start_draining`]).
+    pub fn with_spool(mut self, spool: Option<crate::store::Spool>) -> Self {
+        self.spool = spool;
+        self
+    }
+
+    /// The spool, when records wait in it: then audit writes queue behind them, so that none is
+    /// stored before one accepted earlier (and none waits for a database known to be down).
+    pub fn spooling(&self) -> Option<&crate::store::Spool> {
+        self.spool.as_ref().filter(|s| s.is_draining())
     }
 
     pub fn with_query_pool(mut self, pool: PgPool) -> Self {

@@ -4,16 +4,22 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::store;
+use crate::store::notifications::NewRow;
+use crate::store::spool::Record;
+
 use super::AppState;
+use super::audit::Queued;
 use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, ReadTokenProblem, Result,
-    ServerProblems, TokenProblem, on_constraint,
+    ServerProblems, SpooledWriteProblems, TokenProblem, on_constraint,
 };
 use super::validate::Rules;
 
@@ -90,6 +96,13 @@ pub struct Notification {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The acknowledgement of a record kept in the spool (202).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NotificationQueued {
+    pub status: Queued,
+    pub notification_id: String,
+}
+
 /// Store a notification audit record.
 #[utoipa::path(
     post,
@@ -99,17 +112,19 @@ pub struct Notification {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Stored", body = Notification),
+        (status = 202, description = "The database is unavailable: the record is kept in the service's spool (`--spool`) and will be stored then. \
+                                      If another record holds its notification_id by then, it is kept in the spool's failed records", body = NotificationQueued),
         (status = 400, description = "Invalid record or malformed JSON", body = Problem, content_type = PROBLEM_JSON),
         TokenProblem,
         (status = 409, description = "A record with this notification_id exists", body = Problem, content_type = PROBLEM_JSON),
         BodyProblems,
-        ServerProblems,
+        SpooledWriteProblems,
     )
 )]
 pub async fn create_notification(
     State(state): State<AppState>,
     Json(n): Json<NewNotification>,
-) -> Result<(StatusCode, Json<Notification>)> {
+) -> Result<Response> {
     static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<NewNotification>);
     for (field, value) in [
         ("remediation_id", &n.remediation_id),
@@ -122,6 +137,22 @@ pub async fn create_notification(
     }
     let escalation_level = n.escalation_level.unwrap_or(0);
     RULES.number("escalation_level", f64::from(escalation_level))?;
+    let n = NewRow {
+        remediation_id: n.remediation_id,
+        notification_id: n.notification_id,
+        recipient: n.recipient,
+        channel: n.channel,
+        message_summary: n.message_summary,
+        status: n.status.as_str().to_owned(),
+        sent_at: n.sent_at,
+        delivery_status: n.delivery_status,
+        error_message: n.error_message,
+        escalation_level,
+        signal_fingerprint: n.signal_fingerprint,
+    };
+    if let Some(spool) = state.spooling() {
+        return queue(spool, n).await;
+    }
     let stored = sqlx::query_as!(
         Notification,
         r#"INSERT INTO notification_audit (
@@ -137,25 +168,40 @@ pub async fn create_notification(
         n.recipient,
         n.channel,
         n.message_summary,
-        n.status.as_str(),
+        n.status,
         n.sent_at,
         n.delivery_status,
         n.error_message,
-        escalation_level,
+        n.escalation_level,
         n.signal_fingerprint,
     )
     .fetch_one(&state.pool)
-    .await
-    .map_err(on_constraint(
-        "notification_audit_notification_id_key",
-        || {
-            Error::Conflict(format!(
-                "a notification with notification_id {:?} already exists",
-                n.notification_id
-            ))
-        },
-    ))?;
-    Ok((StatusCode::CREATED, Json(stored)))
+    .await;
+    match stored {
+        Ok(stored) => Ok((StatusCode::CREATED, Json(stored)).into_response()),
+        Err(e) if store::is_unavailable(&e) && state.spool.is_some() => {
+            queue(state.spool.as_ref().expect("checked"), n).await
+        }
+        Err(e) => Err(on_constraint(
+            "notification_audit_notification_id_key",
+            || {
+                Error::Conflict(format!(
+                    "a notification with notification_id {:?} already exists",
+                    n.notification_id
+                ))
+            },
+        )(e)),
+    }
+}
+
+/// Keep `row` in the spool and answer 202.
+async fn queue(spool: &store::Spool, row: NewRow) -> Result<Response> {
+    let body = NotificationQueued {
+        status: Queued::Queued,
+        notification_id: row.notification_id.clone(),
+    };
+    spool.push(&Record::Notification { row }).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 /// One notification audit record by its notification_id.

@@ -11,16 +11,16 @@ use uuid::Uuid;
 const RETENTION_DAYS: i32 = 2555;
 
 /// A validated event with defaults applied, ready to insert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub event_id: Uuid,
     pub version: String,
     pub event_type: String,
     pub event_timestamp: DateTime<Utc>,
     pub event_date: NaiveDate,
-    pub event_category: &'static str,
+    pub event_category: String,
     pub event_action: String,
-    pub event_outcome: &'static str,
+    pub event_outcome: String,
     pub actor_type: String,
     pub actor_id: String,
     pub resource_type: String,
@@ -40,7 +40,10 @@ pub struct Row {
 
 /// The partition dates of the parents the rows name that exist (a parent missing from the map
 /// does not exist).
-pub async fn parent_dates(pool: &PgPool, rows: &[Row]) -> sqlx::Result<HashMap<Uuid, NaiveDate>> {
+pub async fn parent_dates<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    rows: &[Row],
+) -> sqlx::Result<HashMap<Uuid, NaiveDate>> {
     let wanted: Vec<Uuid> = rows.iter().filter_map(|r| r.parent_event_id).collect();
     if wanted.is_empty() {
         return Ok(HashMap::new());
@@ -51,7 +54,7 @@ pub async fn parent_dates(pool: &PgPool, rows: &[Row]) -> sqlx::Result<HashMap<U
            WHERE event_id = ANY($1)"#,
         &wanted
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(found
         .into_iter()
@@ -75,8 +78,13 @@ pub async fn parent_date(pool: &PgPool, parent: Uuid) -> sqlx::Result<Option<Nai
 
 /// One statement for all `rows` (each with its parent's partition date): atomic without an
 /// explicit transaction.
-pub async fn insert_rows(
-    pool: &PgPool,
+///
+/// A row whose `event_id` is stored already is skipped, so that writing a row again is
+/// harmless: ids are new for every request, and the one way to write one twice is the spool's
+/// drain repeating a write whose commit it did not see (a crash, a connection cut after the
+/// COMMIT). That is the conflict clause's only purpose.
+pub async fn insert_rows<'c>(
+    db: impl sqlx::PgExecutor<'c>,
     rows: &[Row],
     parent_dates: &[Option<NaiveDate>],
 ) -> sqlx::Result<()> {
@@ -85,8 +93,6 @@ pub async fn insert_rows(
             rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
         };
     }
-    let categories: Vec<String> = rows.iter().map(|r| r.event_category.to_owned()).collect();
-    let outcomes: Vec<String> = rows.iter().map(|r| r.event_outcome.to_owned()).collect();
     sqlx::query!(
         r#"INSERT INTO audit_events (
                event_id, event_version, event_type, event_timestamp, event_date,
@@ -102,15 +108,16 @@ pub async fn insert_rows(
                $9::text[], $10::text[], $11::text[], $12::text[],
                $13::text[], $14::uuid[], $15::date[], $16::text[], $17::text[],
                $18::text[], $19::text[], $20::jsonb[], $21::text[], $22::int4[],
-               $23::text[], $25::text[]) AS u"#,
+               $23::text[], $25::text[]) AS u
+           ON CONFLICT (event_id, event_date) DO NOTHING"#,
         &col!(event_id),
         &col!(version),
         &col!(event_type),
         &col!(event_timestamp),
         &col!(event_date),
-        &categories,
+        &col!(event_category),
         &col!(event_action),
-        &outcomes,
+        &col!(event_outcome),
         &col!(actor_type),
         &col!(actor_id),
         &col!(resource_type),
@@ -129,7 +136,7 @@ pub async fn insert_rows(
         RETENTION_DAYS,
         &col!(error_message) as &[Option<String>],
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

@@ -1,12 +1,16 @@
 //! Persistence: the SQL the handlers run to store records, and the writer tasks that coalesce
-//! single audit events into multi-row statements. The HTTP layer (`crate::http`) validates,
+//! single audit events into multi-row statements, and the spool that keeps audit writes while
+//! the database cannot take them. The HTTP layer (`crate::http`) validates,
 //! calls these, and turns their errors into answers.
 
 pub mod analytics;
 pub mod audit;
+pub mod notifications;
+pub mod spool;
 pub mod traces;
 mod writer;
 
+pub use spool::Spool;
 pub use writer::EventWriter;
 
 /// What a store write can fail with.

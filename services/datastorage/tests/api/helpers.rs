@@ -4,6 +4,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use datastorage::{AppState, app};
+use pg_embedded::Cluster;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -228,6 +229,23 @@ pub fn workflow(name: &str, version: &str) -> Value {
             "priority": "P0",
         },
     })
+}
+
+/// A service on database `name` of a private embedded server, which the test may stop
+/// ([`Cluster::pause`]) and start again; `connections` in its pool, 0.5 s to acquire one;
+/// `configure` may change its state.
+pub async fn app_on_own_server(
+    name: &str,
+    connections: u32,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> (Cluster, String, TestApp) {
+    let cluster = Cluster::start().expect("embedded PostgreSQL");
+    let url = cluster.create_database(name).unwrap();
+    datastorage::db::migrate(&url).await.unwrap();
+    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
+    let pool = datastorage::db::pool(options, connections, Duration::from_millis(500));
+    let app = spawn_on(None, pool, configure).await;
+    (cluster, url, app)
 }
 
 /// A `datastorage` process started with `args`, and the address it listens on.

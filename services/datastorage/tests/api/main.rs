@@ -21,6 +21,7 @@ mod pools;
 mod reliability;
 mod schema;
 mod security;
+mod spool;
 mod workflows;
 
 use sqlx::migrate::Migrator;

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
-fn notification(id: &str) -> Value {
+pub fn notification(id: &str) -> Value {
     json!({
         "remediation_id": "rr-42",
         "notification_id": id,

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pg_embedded::Cluster;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::helpers::{Process, TestApp, event, reply, sample, spawn_app, spawn_on};
+use crate::helpers::{Process, app_on_own_server, event, reply, sample, spawn_app};
 
 async fn stored_ids(pool: &sqlx::PgPool) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT event_id FROM audit_events")
@@ -111,24 +110,11 @@ async fn concurrent_writers_each_event_stored_exactly_once() {
     assert_eq!(stored, acked);
 }
 
-/// Outcome counts of a load run.
-/// A service on database `name` of a private embedded server, which the test may stop
-/// ([`Cluster::pause`]) and start again; `connections` in its pool, 0.5 s to acquire one.
-async fn app_on_own_server(name: &str, connections: u32) -> (Cluster, String, TestApp) {
-    let cluster = Cluster::start().expect("embedded PostgreSQL");
-    let url = cluster.create_database(name).unwrap();
-    datastorage::db::migrate(&url).await.unwrap();
-    let options = datastorage::db::connect_options(&url, Duration::from_secs(5)).unwrap();
-    let pool = datastorage::db::pool(options, connections, Duration::from_millis(500));
-    let app = spawn_on(None, pool, |s| s).await;
-    (cluster, url, app)
-}
-
 /// Readiness follows the database: PostgreSQL stopped → 503 for readiness and for writes
 /// (liveness stays 200); started again → ready, and writes succeed, with no restart of the service.
 #[tokio::test]
 async fn readiness_follows_the_database_server() {
-    let (cluster, _url, app) = app_on_own_server("ready", 4).await;
+    let (cluster, _url, app) = app_on_own_server("ready", 4, |s| s).await;
     assert_eq!(app.get("/health/ready").await.status, 200);
     assert_eq!(
         app.post("/api/v1/audit/events", &event("up")).await.status,
@@ -176,6 +162,7 @@ async fn readiness_follows_the_database_server() {
     );
 }
 
+/// Outcome counts of a load run.
 #[derive(Debug, Default)]
 struct Tally {
     acked: Vec<Uuid>,
@@ -185,7 +172,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_restart_mid_load_gives_503_then_recovers_without_losing_acks() {
-    let (cluster, url, app) = app_on_own_server("outage", 8).await;
+    let (cluster, url, app) = app_on_own_server("outage", 8, |s| s).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Mutex::new(Tally::default()));

@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,11 +20,12 @@ use uuid::Uuid;
 
 use crate::store;
 use crate::store::audit::Row;
+use crate::store::spool::Record;
 
 use super::AppState;
 use super::error::{
     BodyProblems, Error, Json, PROBLEM_JSON, Path, Problem, Query, ReadTokenProblem, Result,
-    ServerProblems, TokenProblem,
+    ServerProblems, SpooledWriteProblems, TokenProblem,
 };
 use super::validate::{self, Rules};
 
@@ -183,9 +185,9 @@ impl NewAuditEvent {
             event_timestamp: self.event_timestamp,
             version: self.version,
             event_type: self.event_type,
-            event_category: category,
+            event_category: category.to_owned(),
             event_action: self.event_action,
-            event_outcome: self.event_outcome.as_str(),
+            event_outcome: self.event_outcome.as_str().to_owned(),
             actor_type: self.actor_type.unwrap_or_else(|| "service".to_owned()),
             actor_id: self
                 .actor_id
@@ -243,6 +245,45 @@ pub struct BatchCreated {
     pub events: Vec<EventCreated>,
 }
 
+/// The state of a write the database could not take now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Queued {
+    /// Kept on the service's disk (the spool); stored, in the order accepted, once the database
+    /// is back.
+    Queued,
+}
+
+/// The acknowledgement of an event kept in the spool (202): it will be stored with this id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventQueued {
+    pub status: Queued,
+    pub event_id: Uuid,
+    pub event_timestamp: DateTime<Utc>,
+}
+
+/// The acknowledgement of a batch kept in the spool (202), in request order: it will be stored
+/// all or nothing, with these ids.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchQueued {
+    pub status: Queued,
+    pub count: usize,
+    pub events: Vec<EventCreated>,
+}
+
+/// Keep `rows` in the spool and answer 202 with `body`.
+async fn queue<T: Serialize>(
+    spool: &crate::store::Spool,
+    rows: Vec<Row>,
+    parent_dates: Vec<Option<NaiveDate>>,
+    body: T,
+) -> Result<Response> {
+    let n = rows.len() as u64;
+    spool.push(&Record::Events { rows, parent_dates }).await?;
+    metrics::counter!("datastorage_audit_events_queued_total").increment(n);
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
 /// Store one audit event.
 #[utoipa::path(
     post,
@@ -252,30 +293,55 @@ pub struct BatchCreated {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Stored", body = EventCreated),
+        (status = 202, description = "The database is unavailable: the event is kept in the service's spool (`--spool`) and will be stored with this id. \
+                                      Its parent event, if any, is checked then; an event whose parent does not exist is kept in the spool's failed records", body = EventQueued),
         (status = 400, description = "Invalid event, malformed JSON or unknown parent event", body = Problem, content_type = PROBLEM_JSON),
         TokenProblem,
         BodyProblems,
-        ServerProblems,
+        SpooledWriteProblems,
     )
 )]
 pub async fn create_event(
     State(state): State<AppState>,
     Json(event): Json<NewAuditEvent>,
-) -> Result<(StatusCode, Json<EventCreated>)> {
+) -> Result<Response> {
     let row = event.validate(Utc::now())?;
-    let parent_date = match row.parent_event_id {
-        Some(parent) => Some(
-            store::audit::parent_date(&state.pool, parent)
-                .await?
-                .ok_or_else(|| {
-                    Error::validation(format!("parent_event_id: no event with id {parent}"))
-                })?,
-        ),
-        None => None,
-    };
     let event_id = row.event_id;
     let event_timestamp = row.event_timestamp;
-    state.events.write(row, parent_date).await?;
+    let queued = EventQueued {
+        status: Queued::Queued,
+        event_id,
+        event_timestamp,
+    };
+    if let Some(spool) = state.spooling() {
+        return queue(spool, vec![row], vec![None], queued).await;
+    }
+    let parent_date = match row.parent_event_id {
+        Some(parent) => match store::audit::parent_date(&state.pool, parent).await {
+            Ok(Some(date)) => Some(date),
+            Ok(None) => {
+                return Err(Error::validation(format!(
+                    "parent_event_id: no event with id {parent}"
+                )));
+            }
+            Err(e) if store::is_unavailable(&e) && state.spool.is_some() => {
+                let spool = state.spool.as_ref().expect("checked");
+                return queue(spool, vec![row], vec![None], queued).await;
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    // The writer consumes the row; a copy is kept only where the spool may need it.
+    let kept = state.spool.as_ref().map(|spool| (spool, row.clone()));
+    match state.events.write(row, parent_date).await {
+        Ok(()) => {}
+        Err(store::Error::Unavailable(_)) if kept.is_some() => {
+            let (spool, row) = kept.expect("checked");
+            return queue(spool, vec![row], vec![parent_date], queued).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     metrics::counter!("datastorage_audit_events_written_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -283,7 +349,8 @@ pub async fn create_event(
             event_id,
             event_timestamp,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// Store a JSON array of audit events, all or nothing.
@@ -295,16 +362,17 @@ pub async fn create_event(
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "All stored", body = BatchCreated),
+        (status = 202, description = "The database is unavailable: the batch is kept in the service's spool (`--spool`) and will be stored all or nothing, with these ids", body = BatchQueued),
         (status = 400, description = "Not an array, empty, or an invalid element (named by its index); nothing stored", body = Problem, content_type = PROBLEM_JSON),
         TokenProblem,
         BodyProblems,
-        ServerProblems,
+        SpooledWriteProblems,
     )
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
     Json(body): Json<Box<RawValue>>,
-) -> Result<(StatusCode, Json<BatchCreated>)> {
+) -> Result<Response> {
     // The body is valid JSON by now; each element is deserialized straight from its text, with
     // its index in any error, and no intermediate JSON tree is built.
     let items: Vec<&RawValue> = serde_json::from_str(body.get())
@@ -320,7 +388,34 @@ pub async fn create_batch(
         let row = event.validate(now).map_err(|e| e.in_element(i))?;
         rows.push(row);
     }
-    let parents = store::audit::parent_dates(&state.pool, &rows).await?;
+    let acknowledged = |rows: &[Row]| {
+        rows.iter()
+            .map(|r| EventCreated {
+                event_id: r.event_id,
+                event_timestamp: r.event_timestamp,
+            })
+            .collect::<Vec<_>>()
+    };
+    let queued = |rows: &[Row]| BatchQueued {
+        status: Queued::Queued,
+        count: rows.len(),
+        events: acknowledged(rows),
+    };
+    if let Some(spool) = state.spooling() {
+        let body = queued(&rows);
+        let unknown = vec![None; rows.len()];
+        return queue(spool, rows, unknown, body).await;
+    }
+    let parents = match store::audit::parent_dates(&state.pool, &rows).await {
+        Ok(parents) => parents,
+        Err(e) if store::is_unavailable(&e) && state.spool.is_some() => {
+            let spool = state.spool.as_ref().expect("checked");
+            let body = queued(&rows);
+            let unknown = vec![None; rows.len()];
+            return queue(spool, rows, unknown, body).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     for (i, row) in rows.iter().enumerate() {
         if let Some(parent) = row.parent_event_id
             && !parents.contains_key(&parent)
@@ -334,22 +429,25 @@ pub async fn create_batch(
         .iter()
         .map(|r| r.parent_event_id.and_then(|p| parents.get(&p).copied()))
         .collect();
-    store::audit::insert_rows(&state.pool, &rows, &parent_dates).await?;
+    match store::audit::insert_rows(&state.pool, &rows, &parent_dates).await {
+        Ok(()) => {}
+        Err(e) if store::is_unavailable(&e) && state.spool.is_some() => {
+            let spool = state.spool.as_ref().expect("checked");
+            let body = queued(&rows);
+            return queue(spool, rows, parent_dates, body).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     metrics::counter!("datastorage_audit_events_written_total").increment(rows.len() as u64);
-    let events = rows
-        .iter()
-        .map(|r| EventCreated {
-            event_id: r.event_id,
-            event_timestamp: r.event_timestamp,
-        })
-        .collect::<Vec<_>>();
+    let events = acknowledged(&rows);
     Ok((
         StatusCode::CREATED,
         Json(BatchCreated {
             count: events.len(),
             events,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// A stored audit event.
