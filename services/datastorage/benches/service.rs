@@ -4,9 +4,12 @@
 //!   the same number of concurrent streams (4, and 1);
 //! - single-event POST throughput vs pgbench at the same concurrency inserting the same rows as
 //!   many per transaction as the service coalesced (its own metric), and one per transaction;
-//! - p50/p99 of a correlation_id query and of a 1-hour time-range query over N events (HTTP).
+//! - p50/p99 of a correlation_id query and of a 1-hour time-range query over N events (HTTP);
+//! - p50/p99 of each success-rate endpoint and of the incident listing over N action traces;
+//! - single-event POSTs with the spool (`--spool`) while PostgreSQL is down (each answered 202
+//!   once on disk) vs the same service while it is up (201), and how fast the spool drains.
 //!
-//! `cargo bench -p datastorage --bench service -- [batch|single|queries …] [--events 1000000] [--seconds 10]`
+//! `cargo bench -p datastorage --bench service -- [batch|single|queries|analytics|outage …] [--events 1000000] [--seconds 10]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +45,9 @@ struct Args {
     /// Event writer tasks of the service (`--event-writers`).
     #[arg(long, default_value_t = datastorage::AppState::EVENT_WRITERS)]
     event_writers: usize,
+    /// Action traces in the table for the analytics and incident benchmarks.
+    #[arg(long, default_value_t = 1_000_000)]
+    traces: u64,
     /// Queries per query benchmark.
     #[arg(long, default_value_t = 2000)]
     queries: usize,
@@ -62,6 +68,8 @@ enum Which {
     Batch,
     Single,
     Queries,
+    Analytics,
+    Outage,
 }
 
 fn event(i: usize, ts: DateTime<Utc>) -> Value {
@@ -104,6 +112,7 @@ async fn start_service(
     url: &str,
     pool_size: u32,
     event_writers: usize,
+    spool: Option<datastorage::store::Spool>,
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     // Configured as `datastorage` configures itself: a pool for writes and lookups, one for the
     // filtered queries.
@@ -119,7 +128,8 @@ async fn start_service(
         ..datastorage::AppState::new(pool)
     }
     .with_query_pool(query_pool)
-    .with_event_writers(event_writers);
+    .with_event_writers(event_writers)
+    .with_spool(spool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -138,10 +148,12 @@ async fn start_service(
 ///
 /// A bare hyper connection with the body rendered by `format!`: the load generator should cost
 /// about what pgbench's client costs, so that the comparison measures the service.
+/// Every answer must be `expect` (201 stored, or 202 kept in the spool).
 /// Returns when each request finished and how long it took.
 async fn post_events(
     base: String,
     worker: usize,
+    expect: u16,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
 ) -> Vec<(Instant, Duration)> {
@@ -174,7 +186,7 @@ async fn post_events(
         let response = sender.send_request(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(status, expect, "{}", String::from_utf8_lossy(&body));
         let finished = Instant::now();
         latencies.push((finished, finished - sent));
         done.fetch_add(1, Ordering::Relaxed);
@@ -317,7 +329,7 @@ async fn single_vs_pgbench(
     for round in 1..=rounds {
         truncate(url).await;
         let before = batch_metrics();
-        let (rate, mut l) = http_round(base, seconds, concurrency).await;
+        let (rate, mut l, _) = http_round(base, seconds, concurrency, 201).await;
         let after = batch_metrics();
         let k = (after.1 - before.1) / (after.0 - before.0).max(1.0);
         let rows_per_txn = (k.round() as usize).max(1);
@@ -395,12 +407,21 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// One HTTP round: events/s after a second of warm-up, and each request's latency.
-async fn http_round(base: &str, seconds: u64, concurrency: usize) -> (f64, Vec<Duration>) {
+/// One HTTP round, every answer `expect`: events/s after a second of warm-up, each request's
+/// latency then, and how many events were acknowledged in all.
+async fn http_round(
+    base: &str,
+    seconds: u64,
+    concurrency: usize,
+    expect: u16,
+) -> (f64, Vec<Duration>, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..concurrency)
-        .map(|w| tokio::spawn(post_events(base.to_owned(), w, stop.clone(), done.clone())))
+        .map(|w| {
+            let (stop, done) = (stop.clone(), done.clone());
+            tokio::spawn(post_events(base.to_owned(), w, expect, stop, done))
+        })
         .collect();
     // Like pgbench's figure, the rate leaves out connecting: the first second warms up.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -419,7 +440,7 @@ async fn http_round(base: &str, seconds: u64, concurrency: usize) -> (f64, Vec<D
         );
     }
     let rate = (finished - warm) as f64 / elapsed.as_secs_f64();
-    (rate, latencies)
+    (rate, latencies, done.load(Ordering::Relaxed))
 }
 
 /// One pgbench round of the rows the service writes, `rows_per_txn` rows per INSERT (one
@@ -518,13 +539,11 @@ async fn queries(url: &str, base: &str, events: u64, n: usize) -> Vec<Row> {
         "loaded {events} events in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    let client = reqwest::Client::new();
     let now = Utc::now();
     let mut rows = Vec::new();
     for shape in ["correlation_id", "1-hour range"] {
-        let mut times = Vec::with_capacity(n);
-        for q in 0..n + 50 {
-            let path = if shape == "correlation_id" {
+        let path = |q: usize| {
+            if shape == "correlation_id" {
                 format!(
                     "/api/v1/audit/events?correlation_id=bench-{}",
                     (q * 7919) as u64 % (events / 10)
@@ -537,38 +556,268 @@ async fn queries(url: &str, base: &str, events: u64, n: usize) -> Vec<Row> {
                     begin.to_rfc3339_opts(SecondsFormat::Secs, true),
                     end.to_rfc3339_opts(SecondsFormat::Secs, true)
                 )
-            };
-            // The round trip ends with the last byte of the response; the client's own JSON
-            // parsing is not the service's time and happens after.
-            let t = Instant::now();
-            let r = client.get(format!("{base}{path}")).send().await.unwrap();
-            let status = r.status();
-            let bytes = r.bytes().await.unwrap();
-            let elapsed = t.elapsed();
-            assert_eq!(status, 200);
-            let body: Value = serde_json::from_slice(&bytes).unwrap();
-            assert!(
-                !body["data"].as_array().unwrap().is_empty(),
-                "{path} found nothing"
-            );
-            if q >= 50 {
-                times.push(elapsed); // the first 50 warm up
             }
-        }
-        times.sort();
+        };
+        let found = |body: &Value| !body["data"].as_array().unwrap().is_empty();
         rows.push(Row {
             label: format!("GET by {shape} over {events} events, HTTP round trip (p50 / p99)"),
-            value: format!(
-                "{:.2} ms / {:.2} ms",
-                percentile(&times, 0.5).as_secs_f64() * 1e3,
-                percentile(&times, 0.99).as_secs_f64() * 1e3
-            ),
+            value: timed_gets(base, n, path, found).await,
             baseline: "–".into(),
             ratio: "–".into(),
             goal: "p99 ≤ 5 ms",
         });
     }
     rows
+}
+
+/// `n` GETs of `path(q)` after 50 that warm up, each answered 200 with a body `found` accepts
+/// (so that an empty answer is not measured as a fast one): "p50 / p99" of the round trips.
+async fn timed_gets(
+    base: &str,
+    n: usize,
+    path: impl Fn(usize) -> String,
+    found: impl Fn(&Value) -> bool,
+) -> String {
+    let client = reqwest::Client::new();
+    let mut times = Vec::with_capacity(n);
+    for q in 0..n + 50 {
+        let path = path(q);
+        // The round trip ends with the last byte of the response; the client's own JSON
+        // parsing is not the service's time and happens after.
+        let t = Instant::now();
+        let r = client.get(format!("{base}{path}")).send().await.unwrap();
+        let status = r.status();
+        let bytes = r.bytes().await.unwrap();
+        let elapsed = t.elapsed();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(found(&body), "{path} found nothing: {body}");
+        if q >= 50 {
+            times.push(elapsed);
+        }
+    }
+    times.sort();
+    format!(
+        "{:.2} ms / {:.2} ms",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3
+    )
+}
+
+/// Action traces for the analytics: spread over the last 30 days (the month before this one
+/// gets its own partition, as the service's partition upkeep would), over 1,000 resources in
+/// 20 namespaces; 20 incident types with 5 workflows each, 3 versions; 70 % completed, 20 %
+/// failed, 10 % pending; AI flags on every 2nd, 5th and 10th (each independent of the
+/// dimensions).
+async fn load_traces(url: &str, traces: u64) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let start = Instant::now();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "TRUNCATE resource_references, action_histories, resource_action_traces CASCADE; \
+         SELECT create_resource_action_traces_partition((now() - interval '1 month')::date); \
+         INSERT INTO resource_references (resource_uid, api_version, kind, name, namespace) \
+         SELECT 'uid-' || i, 'apps/v1', 'Deployment', 'app-' || i, 'ns-' || (i % 20) \
+         FROM generate_series(0, 999) AS i; \
+         INSERT INTO action_histories (resource_id) SELECT id FROM resource_references ORDER BY id; \
+         INSERT INTO resource_action_traces (action_history_id, action_id, correlation_id, \
+             action_timestamp, signal_name, signal_severity, action_type, execution_status, \
+             incident_type, workflow_id, workflow_version, ai_selected_workflow, \
+             ai_chained_workflows, ai_manual_escalation) \
+         SELECT h.first + i % 1000, 'bench-' || i, 'corr-' || i, \
+                now() - interval '1 minute' - i * (interval '30 days' / {traces}), \
+                'Alert' || (i % 50), (ARRAY['critical', 'warning', 'info'])[i % 3 + 1], \
+                'action-' || (i % 10), \
+                CASE WHEN i / 7 % 10 < 7 THEN 'completed' WHEN i / 7 % 10 < 9 THEN 'failed' ELSE 'pending' END, \
+                'incident-' || (i % 20), 'workflow-' || ((i % 20) * 5 + (i / 20) % 5), \
+                ((i / 100) % 3 + 1)::text, i / 3 % 2 = 0, i / 3 % 5 = 0, i / 3 % 10 = 0 \
+         FROM generate_series(0, {traces} - 1) AS i, \
+              (SELECT min(id) AS first FROM action_histories) AS h"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("VACUUM ANALYZE resource_references, action_histories, resource_action_traces")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eprintln!(
+        "loaded {traces} action traces in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// A query of the analytics benchmark: its label, the path of its q-th request, what a useful
+/// answer holds, the goal.
+type Shape<'a> = (
+    &'static str,
+    Box<dyn Fn(usize) -> String>,
+    &'a dyn Fn(&Value) -> bool,
+    &'static str,
+);
+
+/// p50/p99 of the three success-rate endpoints and of the incident listing over `traces`
+/// action traces, end to end over HTTP.
+async fn analytics(url: &str, base: &str, traces: u64, n: usize) -> Vec<Row> {
+    load_traces(url, traces).await;
+    let executions = |body: &Value| body["total_executions"].as_i64().unwrap() > 0;
+    let incidents = |body: &Value| !body["data"].as_array().unwrap().is_empty();
+    let shapes: Vec<Shape<'_>> = vec![
+        (
+            "GET success-rate/incident-type, 7 days",
+            Box::new(|q| {
+                format!(
+                    "/api/v1/success-rate/incident-type?incident_type=incident-{}&time_range=7d",
+                    q % 20
+                )
+            }),
+            &executions,
+            "p99 ≤ 20 ms",
+        ),
+        (
+            "GET success-rate/workflow, 7 days",
+            Box::new(|q| {
+                format!(
+                    "/api/v1/success-rate/workflow?workflow_id=workflow-{}&time_range=7d",
+                    q % 100
+                )
+            }),
+            &executions,
+            "p99 ≤ 20 ms",
+        ),
+        (
+            "GET success-rate/multi-dimensional (incident type, workflow, action type), 7 days",
+            Box::new(|q| {
+                let incident = q % 20;
+                format!(
+                    "/api/v1/success-rate/multi-dimensional?incident_type=incident-{incident}\
+                     &workflow_id=workflow-{}&action_type=action-{}&time_range=7d",
+                    incident * 5 + q % 5,
+                    incident % 10,
+                )
+            }),
+            &executions,
+            "p99 ≤ 20 ms",
+        ),
+        (
+            "GET incidents, newest 20, with the total",
+            Box::new(|q| format!("/api/v1/incidents?limit=20&offset={}", q % 5 * 20)),
+            &incidents,
+            "p99 ≤ 5 ms",
+        ),
+        (
+            "GET incidents of one alert name, newest 20, with the total",
+            Box::new(|q| format!("/api/v1/incidents?alert_name=Alert{}&limit=20", q % 50)),
+            &incidents,
+            "p99 ≤ 5 ms",
+        ),
+        (
+            "GET incidents of one namespace and severity, newest 20, with the total",
+            Box::new(|q| {
+                format!(
+                    "/api/v1/incidents?namespace=ns-{}&severity=critical&limit=20",
+                    q % 20
+                )
+            }),
+            &incidents,
+            "p99 ≤ 5 ms",
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (label, path, found, goal) in shapes {
+        rows.push(Row {
+            label: format!("{label} over {traces} action traces, HTTP round trip (p50 / p99)"),
+            value: timed_gets(base, n, path, found).await,
+            baseline: "–".into(),
+            ratio: "–".into(),
+            goal,
+        });
+    }
+    rows
+}
+
+/// Single-event POSTs to a service with a spool, first with PostgreSQL up (201, stored) and
+/// then down (202, kept in the spool: fsync before the answer), `concurrency` clients for
+/// `seconds` each; then PostgreSQL is started again and the time to drain the spool measured,
+/// and every acknowledged event is checked to be stored once.
+async fn outage(
+    cluster: &Cluster,
+    url: &str,
+    seconds: u64,
+    concurrency: usize,
+    writers: usize,
+) -> Vec<Row> {
+    truncate(url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = datastorage::store::Spool::open(&dir.path().join("spool.redb"), 4 << 30).unwrap();
+    let (base, stop) = start_service(url, concurrency as u32, writers, Some(spool.clone())).await;
+    let (up, up_latencies, up_total) = http_round(&base, seconds, concurrency, 201).await;
+    cluster.pause().unwrap();
+    let (down, down_latencies, down_total) = http_round(&base, seconds, concurrency, 202).await;
+    let queued = spool.status().queued;
+    cluster.resume().unwrap();
+    let (pool, _) = datastorage::db::pools(
+        url,
+        Duration::from_secs(30),
+        datastorage::db::PoolSizes {
+            writes: 4,
+            queries: 1,
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let drain = spool.start_draining(pool, Duration::from_millis(100));
+    while spool.status().queued > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = started.elapsed();
+    drain.abort();
+    let _ = stop.send(());
+    assert_eq!(spool.status().failed, 0, "{:?}", spool.failed().unwrap());
+    assert_eq!(
+        count(url).await as u64,
+        up_total + down_total,
+        "stored events vs acknowledged ones (201 and 202)"
+    );
+    truncate(url).await;
+    let latency = |mut l: Vec<Duration>| {
+        l.sort();
+        format!(
+            "latency p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&l, 0.5).as_secs_f64() * 1e3,
+            percentile(&l, 0.99).as_secs_f64() * 1e3
+        )
+    };
+    let label =
+        format!("single-event POST with --spool, {concurrency} clients, {seconds} s (events/s)");
+    vec![
+        Row {
+            label: format!("{label}: PostgreSQL down, each answered 202 once fsynced to the spool"),
+            value: format!("{down:.0} ({})", latency(down_latencies)),
+            baseline: format!(
+                "the same service, PostgreSQL up (201): {up:.0} ({})",
+                latency(up_latencies)
+            ),
+            ratio: format!("{:.0} %", 100.0 * down / up),
+            goal: "reference",
+        },
+        Row {
+            label: format!(
+                "spool drain once PostgreSQL is back: {queued} queued events (events/s)"
+            ),
+            value: format!(
+                "{:.0} ({:.1} s)",
+                queued as f64 / drained.as_secs_f64(),
+                drained.as_secs_f64()
+            ),
+            baseline: format!("the same service storing events while PostgreSQL is up: {up:.0}"),
+            ratio: format!(
+                "{:.0} %",
+                100.0 * queued as f64 / drained.as_secs_f64() / up
+            ),
+            goal: "reference",
+        },
+    ]
 }
 
 #[tokio::main]
@@ -581,7 +830,7 @@ async fn main() {
         .expect("embedded PostgreSQL");
     let url = cluster.create_database("bench").unwrap();
     datastorage::db::migrate(&url).await.unwrap();
-    let (base, stop) = start_service(&url, args.concurrency as u32, args.event_writers).await;
+    let (base, stop) = start_service(&url, args.concurrency as u32, args.event_writers, None).await;
     eprintln!(
         "PostgreSQL {} (embedded); service at {base}",
         cluster.binaries().version()
@@ -612,7 +861,23 @@ async fn main() {
     if runs(Which::Queries) {
         rows.extend(queries(&url, &base, args.events, args.queries).await);
     }
+    if runs(Which::Analytics) {
+        rows.extend(analytics(&url, &base, args.traces, args.queries).await);
+    }
     let _ = stop.send(());
+    // Last: it stops and starts the server.
+    if runs(Which::Outage) {
+        rows.extend(
+            outage(
+                &cluster,
+                &url,
+                args.seconds,
+                args.concurrency,
+                args.event_writers,
+            )
+            .await,
+        );
+    }
 
     let mut table = String::from(
         "| benchmark | service | baseline (same run) | service / baseline | goal |\n|---|---|---|---|---|\n",

@@ -235,3 +235,106 @@ async fn the_success_rate_statements_use_the_partial_indexes_of_012() {
         "by workflow, no workflow index: {used:?}"
     );
 }
+
+/// Every partition an EXPLAIN (FORMAT JSON) plan reads ("Relation Name"), and how many
+/// partitions the executor removed before running it ("Subplans Removed").
+fn relations(plan: &Value, names: &mut Vec<String>, removed: &mut i64) {
+    match plan {
+        Value::Object(node) => {
+            if let Some(Value::String(name)) = node.get("Relation Name") {
+                names.push(name.clone());
+            }
+            if let Some(n) = node.get("Subplans Removed").and_then(Value::as_i64) {
+                *removed += n;
+            }
+            node.values().for_each(|v| relations(v, names, removed));
+        }
+        Value::Array(items) => items.iter().for_each(|v| relations(v, names, removed)),
+        _ => {}
+    }
+}
+
+/// With monthly partitions for the past year, a 1-day success rate reads none of the months
+/// before the day (only its own, the later ones and DEFAULT: the range has no upper bound): the
+/// time condition prunes them when the statement starts (`now()` is known then, not when it is
+/// planned), for both statements and for either plan PostgreSQL may choose, custom or generic.
+#[tokio::test]
+async fn the_success_rate_statements_read_only_the_partitions_of_the_time_range() {
+    let app = spawn_app().await;
+    sqlx::raw_sql(
+        "SELECT create_resource_action_traces_partition((now() - make_interval(months => m))::date)
+         FROM generate_series(1, 12) AS m",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    record(
+        &app,
+        (0..20)
+            .map(|i| execution(i, "oom", "memory-up", "1", i % 3 > 0, 1))
+            .collect(),
+    )
+    .await;
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'resource_action_traces'::regclass ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(partitions.len() >= 16, "{partitions:?}");
+    // The months wholly before the day.
+    let past: Vec<String> = sqlx::query_scalar(
+        "SELECT 'resource_action_traces_' || to_char(d, '\"y\"YYYY\"m\"MM')
+         FROM generate_series(1, 12) AS m,
+              LATERAL (SELECT date_trunc('month', (now() - interval '1 day') AT TIME ZONE 'UTC')
+                              - make_interval(months => m)) AS t(d)",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        past.iter().all(|p| partitions.contains(p)),
+        "{past:?} not all in {partitions:?}"
+    );
+    let mut conn = app.pool.acquire().await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for (file, args) in [
+            ("success_rate_incident_type.sql", 2),
+            ("success_rate_workflow.sql", 3),
+        ] {
+            let path = format!("{}/sql/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let explain = sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {text}"));
+            let query = sqlx::query_scalar::<_, Value>(explain);
+            let query = if args == 2 {
+                query.bind("oom").bind(24)
+            } else {
+                query.bind("memory-up").bind(Some("1")).bind(24)
+            };
+            let plan = query.fetch_one(&mut *conn).await.unwrap();
+            let (mut read, mut removed) = (Vec::new(), 0);
+            relations(&plan, &mut read, &mut removed);
+            read.sort();
+            read.dedup();
+            let stray: Vec<&String> = read.iter().filter(|r| past.contains(r)).collect();
+            eprintln!("{file}, {mode}: reads {read:?}, {removed} partitions removed at start");
+            assert!(
+                stray.is_empty(),
+                "{file} ({mode}) reads months before the day: {stray:?}"
+            );
+            assert!(
+                removed >= 12,
+                "{file} ({mode}): {removed} partitions pruned"
+            );
+            assert!(
+                !read.is_empty(),
+                "{file} ({mode}): no partition in the plan"
+            );
+        }
+    }
+}
